@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class AuditEntry(models.Model):
+    """One action, append-only (a trigger refuses UPDATE and DELETE), chained by the sealer.
+
+    Writers insert with seq and hash empty; the single sealer later gives entries their place
+    in the chain (seq, prev_hash, hash) in commit order. That one-time seal is the only update
+    the trigger lets through.
+    """
+
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    actor_kind = models.CharField(max_length=16)
+    actor_label = models.CharField(max_length=200)
+    actor_roles = models.JSONField(default=list)
+    actor_memberships = models.JSONField(default=list)
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=100, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    approval_id = models.BigIntegerField(null=True, blank=True)
+
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
+        permissions = [
+            ("export_auditentry", "Can export the audit trail"),
+            ("verify_auditentry", "Can verify the audit chain"),
+        ]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+            models.Index(fields=["created_at"], name="audit_created_idx"),
+            models.Index(fields=["actor_label", "created_at"], name="audit_actor_idx"),
+            # Keeps "what is left to seal" cheap however long the trail grows.
+            models.Index(fields=["id"], name="audit_unsealed_idx", condition=Q(seq__isnull=True)),
+        ]
+        constraints = [
+            # Two entries can never be chained onto the same predecessor.
+            models.UniqueConstraint(
+                fields=["prev_hash"], condition=~Q(prev_hash=""), name="audit_unique_prev_hash"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} by {self.actor_label}"
+
+    @property
+    def is_sealed(self) -> bool:
+        return self.seq is not None

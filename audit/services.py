@@ -1,0 +1,123 @@
+"""Every write to the audit trail: recording entries and sealing them into the chain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.actors import SYSTEM, Actor, actor_for_user
+from audit.chain import GENESIS_HASH, entry_hash
+from audit.context import current_request_id
+from audit.models import AuditEntry
+
+# pg_try_advisory_xact_lock key: "one sealer at a time" across every process.
+SEAL_LOCK_KEY = 0x48414E44  # "HAND"
+
+
+class AuditOutsideTransaction(RuntimeError):
+    """audit_record was called outside the transaction of the change it records."""
+
+
+def _as_json(value: Any) -> Any:
+    # Stored exactly as it will be read back and hashed: dates, decimals and ids become text.
+    if value is None:
+        return None
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def audit_record(
+    *,
+    actor: Any,
+    action: str,
+    target: Any = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+    approval_id: int | None = None,
+    request_id: str | None = None,
+) -> AuditEntry:
+    """Append one entry; call it inside the transaction of the change it records.
+
+    actor is a user, an audit.actors.Actor (an API token, the system), or None for the system.
+    target, when given, names the object (its model label and primary key).
+    """
+    if not connection.in_atomic_block:
+        raise AuditOutsideTransaction(
+            f"audit_record({action!r}) must run inside the transaction of the change it records"
+        )
+    now = timezone.now()
+    if actor is None:
+        resolved = SYSTEM
+    elif isinstance(actor, Actor):
+        resolved = actor
+    else:
+        resolved = actor_for_user(actor, now)
+    if target is not None:
+        object_type = object_type or target._meta.label_lower
+        object_id = object_id or target.pk
+    return AuditEntry.objects.create(
+        created_at=now,
+        actor_id=resolved.user_id,
+        actor_kind=resolved.kind,
+        actor_label=resolved.label,
+        actor_roles=list(resolved.roles),
+        actor_memberships=_as_json(list(resolved.memberships)),
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        before=_as_json(before),
+        after=_as_json(after),
+        reason=reason,
+        request_id=request_id if request_id is not None else current_request_id.get(),
+        approval_id=approval_id,
+    )
+
+
+@transaction.atomic
+def audit_seal(*, batch_size: int | None = None) -> int:
+    """Chain the next batch of unsealed entries; returns how many were sealed.
+
+    Writers never wait on this: they only insert. One sealer at a time holds an advisory lock
+    (a second one returns 0 at once). Entries are taken by "not yet sealed", never by an id
+    watermark, so an entry whose transaction commits late with a low id is sealed in a later
+    batch instead of being skipped.
+    """
+    batch_size = batch_size or settings.AUDIT_SEAL_BATCH_SIZE
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+        (locked,) = cursor.fetchone()
+    if not locked:
+        return 0
+    pending = list(AuditEntry.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
+    if not pending:
+        return 0
+    last = AuditEntry.objects.filter(seq__isnull=False).order_by("-seq").only("seq", "hash").first()
+    seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
+    sealed_at = timezone.now()
+    for entry in pending:
+        seq += 1
+        entry.seq = seq
+        entry.prev_hash = prev_hash
+        entry.hash = entry_hash(prev_hash, entry)
+        entry.sealed_at = sealed_at
+        prev_hash = entry.hash
+    AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash", "sealed_at"])
+    return len(pending)
+
+
+def audit_seal_pending(*, max_batches: int = 100) -> int:
+    """Seal until nothing is left (or max_batches batches), each batch its own transaction."""
+    total = 0
+    for _ in range(max_batches):
+        sealed = audit_seal()
+        if sealed == 0:
+            break
+        total += sealed
+    return total

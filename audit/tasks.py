@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from audit.services import audit_seal_pending
+
+
+@shared_task(name="audit.seal", queue="audit")
+def seal_audit_entries() -> int:
+    return audit_seal_pending()

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from console.roles import role_names
+
+
+def shell(request: HttpRequest) -> dict[str, object]:
+    """What the base layout needs on every page: the signed-in user's roles."""
+    return {"user_roles": role_names(request.user)}

@@ -1,0 +1,12 @@
+"""Local mode (`make run`, manage.py): plain HTTP on localhost, no debug pages unless DEBUG=1."""
+
+from __future__ import annotations
+
+from console import embedded
+
+from .base import *  # noqa: F403
+from .base import DATA_DIR, SECRET_KEY
+
+if not SECRET_KEY:
+    # A key of this machine's own, kept under .data/ so sessions survive restarts.
+    SECRET_KEY = embedded.local_secret_key(DATA_DIR)

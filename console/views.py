@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required, login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from audit import selectors as audit_selectors
+from console import health
+from console.services import session_login, session_logout
+
+
+@require_GET
+@login_required
+def overview(request: HttpRequest) -> HttpResponse:
+    context: dict[str, object] = {
+        "checks": {"database": health.check_database(), "broker": health.check_broker()},
+    }
+    if request.user.has_perm("audit.view_auditentry"):
+        context["chain"] = audit_selectors.chain_status()
+        context["recent_entries"] = audit_selectors.recent_entries(limit=8)
+    return render(request, "console/overview.html", context)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, with the sign-in recorded on the audit trail."""
+
+    redirect_authenticated_user = True
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        session_login(request=self.request, user=form.get_user())
+        return HttpResponseRedirect(self.get_success_url())
+
+
+login_view = login_not_required(LoginView.as_view())
+
+
+@require_POST
+@login_required
+def logout_view(request: HttpRequest) -> HttpResponse:
+    session_logout(request=request)
+    return redirect("login")
+
+
+@never_cache
+@require_GET
+@login_not_required
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. Touches nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+@login_not_required
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: 503 naming whichever of the database and the broker cannot be reached."""
+    checks = {"database": health.check_database(), "broker": health.check_broker()}
+    failing = [name for name, result in checks.items() if result != "ok"]
+    if failing:
+        return JsonResponse(
+            {"status": "unavailable", "failing": failing, "checks": checks}, status=503
+        )
+    return JsonResponse({"status": "ok", "checks": checks})

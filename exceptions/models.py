@@ -1,0 +1,1 @@
+"""Exception cases, reason codes, triage and approvals (DESIGN.md section 4)."""
