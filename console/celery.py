@@ -6,7 +6,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings.production")
 
 app = Celery("handoff")
 

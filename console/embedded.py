@@ -119,8 +119,10 @@ def _hold(data_dir: Path) -> None:
             time.sleep(0.2)
     finally:
         servers_file.unlink(missing_ok=True)
-        redis.shutdown(save=True, now=True, force=True)
-        pg.cleanup()
+        try:
+            redis.shutdown(save=True)
+        finally:
+            pg.cleanup()
 
 
 def _run(data_dir: Path, command: list[str]) -> int:
