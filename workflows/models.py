@@ -1,1 +1,321 @@
-"""Owners, workflow definitions, events and the processing engine (DESIGN.md sections 1-5)."""
+"""Owners, workflow definitions and versions, and the records of each event (DESIGN.md 1-5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Team(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    """A person on a team in a role for a period. Ending one sets valid_to; rows never change
+    otherwise, so "who was on team X, in which role, at T" is a query."""
+
+    MEMBER = "member"
+    LEAD = "lead"
+    ROLE_CHOICES = [(MEMBER, "Member"), (LEAD, "Lead")]
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships"
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=32, choices=ROLE_CHOICES, default=MEMBER)
+    valid_from = models.DateTimeField(default=timezone.now)
+    valid_to = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "valid_from"], name="membership_team_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gt=models.F("valid_from")),
+                name="membership_period_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "team"],
+                condition=Q(valid_to__isnull=True),
+                name="membership_one_open_per_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} as {self.role}"
+
+    def is_active_at(self, at: datetime) -> bool:
+        return self.valid_from <= at and (self.valid_to is None or at < self.valid_to)
+
+
+class Workflow(models.Model):
+    """A named workflow; what it does lives in its versions."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    current_version = models.ForeignKey(
+        "WorkflowVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    # Outbound deliveries are signed with this (Standard Webhooks, "whsec_..." form).
+    signing_secret = models.CharField(max_length=200)
+    # When set, inbound events must carry a valid Standard Webhooks signature made with it.
+    inbound_secret = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class WorkflowVersion(models.Model):
+    """One immutable version of a definition (a trigger refuses UPDATE and DELETE)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    source = models.TextField(blank=True)
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["workflow", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="version_number_unique"),
+            models.UniqueConstraint(
+                fields=["workflow", "content_hash"], name="version_content_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} v{self.number}"
+
+
+class EventState(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
+    DELIVERED = "delivered", "Delivered"
+    SUCCEEDED = "succeeded", "Succeeded"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Step(models.TextChoices):
+    VALIDATE = "validate", "Validate"
+    ENRICH = "enrich", "Enrich"
+    ROUTE = "route", "Route"
+    REVIEW = "review", "Review"
+    DELIVER = "deliver", "Deliver"
+    OUTCOME = "outcome", "Outcome"
+
+
+class Event(models.Model):
+    """The source event: the payload exactly as received (a trigger keeps it from changing)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="events")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="events")
+    payload = models.JSONField()
+    payload_hash = models.CharField(max_length=64)
+    source = models.CharField(max_length=200)
+    headers = models.JSONField(default=dict)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    # A replay is a new event pointing at the one it replays.
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replays"
+    )
+
+    state = models.CharField(max_length=20, choices=EventState.choices, default=EventState.RECEIVED)
+    # The next step to run: a retry reruns it, a replay starts again from validate.
+    step = models.CharField(max_length=20, choices=Step.choices, default=Step.VALIDATE)
+    context = models.JSONField(default=dict)
+    owner_team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    owner_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="owned_events",
+    )
+    review_cleared = models.BooleanField(default=False)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    outcome_due_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="event_idempotency_unique",
+            ),
+        ]
+        indexes = [
+            # The sweeper's and the workers' "what is due" query.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="event_due_idx",
+                condition=Q(state__in=["received", "retry_scheduled"]),
+            ),
+            models.Index(
+                fields=["claimed_at"], name="event_claimed_idx", condition=Q(state="processing")
+            ),
+            models.Index(
+                fields=["outcome_due_at"],
+                name="event_outcome_due_idx",
+                condition=Q(state="delivered"),
+            ),
+            models.Index(fields=["workflow", "received_at"], name="event_workflow_recv_idx"),
+            models.Index(fields=["state", "received_at"], name="event_state_recv_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.pk} ({self.workflow_id}, {self.state})"
+
+    @property
+    def webhook_id(self) -> str:
+        """The id receivers dedup on: the same for every attempt of this event."""
+        return f"evt_{self.pk}"
+
+
+class Decision(models.Model):
+    """One step's decision, in words a person can read. Append-only."""
+
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="decisions")
+    step = models.CharField(max_length=20, choices=Step.choices)
+    rule = models.CharField(max_length=200, blank=True)
+    version_number = models.PositiveIntegerField()
+    inputs = models.JSONField(default=dict)
+    result = models.JSONField(default=dict)
+    ok = models.BooleanField(default=True)
+    explanation = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["event", "created_at", "id"]
+        indexes = [models.Index(fields=["event", "created_at"], name="decision_event_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.explanation}"
+
+
+class AttemptTrigger(models.TextChoices):
+    AUTO = "auto", "Automatic"
+    RETRY = "retry", "Retry"
+    REPLAY = "replay", "Replay"
+
+
+class AttemptStatus(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (will retry)"
+    REJECTED = "rejected", "Rejected"
+    EXHAUSTED = "exhausted", "Failed (retries exhausted)"
+
+
+class Attempt(models.Model):
+    """One execution attempt of an event's action, written when it ends. Append-only."""
+
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="attempts")
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=10, choices=AttemptTrigger.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, default="system")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=AttemptStatus.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["event", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "number"], name="attempt_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of event {self.event_id}: {self.status}"
+
+
+class OutcomeStatus(models.TextChoices):
+    ACHIEVED = "achieved", "Achieved"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+
+
+class OutcomeSource(models.TextChoices):
+    DELIVERY = "delivery", "Delivery"
+    CALLBACK = "callback", "Callback"
+    MANUAL = "manual", "Manual"
+    DEADLINE = "deadline", "Deadline passed"
+
+
+class Outcome(models.Model):
+    """Whether the business outcome happened, with the evidence. Append-only."""
+
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="outcomes")
+    status = models.CharField(max_length=10, choices=OutcomeStatus.choices)
+    source = models.CharField(max_length=10, choices=OutcomeSource.choices)
+    evidence = models.JSONField(default=dict)
+    reported_by = models.CharField(max_length=200, blank=True)
+    observed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["event", "observed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.status} ({self.source}) for event {self.event_id}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the HTTP API. Only its SHA-256 is stored; the token is shown once."""
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    all_workflows = models.BooleanField(default=False)
+    workflows = models.ManyToManyField(Workflow, blank=True, related_name="api_tokens")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=200, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
