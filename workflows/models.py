@@ -138,7 +138,8 @@ class Event(models.Model):
     payload_hash = models.CharField(max_length=64)
     source = models.CharField(max_length=200)
     headers = models.JSONField(default=dict)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", means "no key": the unique constraint applies only to real keys.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     received_at = models.DateTimeField(default=timezone.now)
     # A replay is a new event pointing at the one it replays.
     replay_of = models.ForeignKey(
