@@ -161,6 +161,12 @@ class Event(models.Model):
         related_name="owned_events",
     )
     review_cleared = models.BooleanField(default=False)
+    # Who asked for the next run (an operator's retry, a replay) and how: its Attempt says so.
+    pending_trigger = models.CharField(max_length=10, default="auto")
+    pending_actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    pending_actor_label = models.CharField(max_length=200, default="system")
     attempt_count = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)

@@ -172,7 +172,7 @@ _cache_lock = threading.Lock()
 
 
 def compiled_version(version: Any) -> CompiledWorkflow:
-    """The compiled rules of a WorkflowVersion, compiled once per process (versions never change)."""
+    """Compiled rules of a WorkflowVersion, once per process (versions never change)."""
     found = _cache.get(version.pk)
     if found is not None:
         return found

@@ -1,0 +1,348 @@
+"""Workflow definitions: YAML in, a validated and normalized definition out, or every error
+with its file and line.
+
+The normalized form is what a WorkflowVersion stores and hashes: key order, comments and
+duration spelling do not matter ("5m" and 300 are the same content), so loading a file again
+with cosmetic changes creates no new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from workflows.rules import RuleCompileError, compile_rule
+
+JSON_TYPES = ("string", "integer", "number", "boolean", "object", "array", "null")
+DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "10h"]
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+TOP_KEYS = {
+    "slug", "name", "description", "owner", "fallback_owners", "required_fields", "enrich",
+    "routes", "review", "action", "retry", "outcome", "sla",
+}  # fmt: skip
+REQUIRED_TOP_KEYS = ("slug", "name", "owner", "routes")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class DefinitionError(ValueError):
+    """A definition that cannot be loaded; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Owners:
+    """What owner names may refer to: existing team slugs and usernames."""
+
+    teams: set[str] = field(default_factory=set)
+    users: set[str] = field(default_factory=set)
+
+
+def content_hash(definition: dict[str, Any]) -> str:
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds for "5s", "5m", "2h", "1d", "250ms" or a whole number of seconds; None if bad."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match:
+            seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            return int(seconds) if float(seconds).is_integer() else seconds
+    return None
+
+
+def _to_python(node: yaml.Node, lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> Any:
+    """Plain Python values from a YAML node, recording each value's line under its path."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)  # type: ignore[arg-type]
+            result[key] = _to_python(value_node, lines, (*path, key))
+            lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, lines, (*path, i)) for i, item in enumerate(node.value)]
+    return _LOADER.construct_object(node, deep=True)
+
+
+_LOADER = yaml.SafeLoader("")
+
+
+class _Checker:
+    def __init__(self, filename: str, lines: dict[tuple[Any, ...], int], owners: Owners) -> None:
+        self.filename = filename
+        self.lines = lines
+        self.owners = owners
+        self.problems: list[Problem] = []
+
+    def line(self, path: tuple[Any, ...]) -> int:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+    def fail(self, path: tuple[Any, ...], message: str) -> None:
+        self.problems.append(Problem(self.filename, self.line(path), message))
+
+    def keys(self, value: Any, path: tuple[Any, ...], allowed: set[str], what: str) -> bool:
+        if not isinstance(value, dict):
+            self.fail(path, f"{what} must be a mapping")
+            return False
+        for key in value:
+            if key not in allowed:
+                self.fail(
+                    (*path, key, "__key__"),
+                    f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})",
+                )
+        return True
+
+    def string(self, value: Any, path: tuple[Any, ...], what: str) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(path, f"{what} must be a non-empty string")
+            return None
+        return value.strip()
+
+    def duration(self, value: Any, path: tuple[Any, ...], what: str) -> float | None:
+        seconds = parse_duration(value)
+        if seconds is None:
+            self.fail(
+                path,
+                f"{what}: bad duration {value!r} (use a number with ms, s, m, h or d, like 30m)",
+            )
+        return seconds
+
+    def rule(self, name: str, source: Any, path: tuple[Any, ...], what: str) -> str | None:
+        text = self.string(source, path, what)
+        if text is None:
+            return None
+        try:
+            compile_rule(name, text)
+        except RuleCompileError as exc:
+            reason = str(exc).splitlines()[0]
+            self.fail(path, f"{what} does not compile: {reason}")
+            return None
+        return text
+
+    def owner(self, value: Any, path: tuple[Any, ...], what: str) -> str | None:
+        name = self.string(value, path, what)
+        if name is None:
+            return None
+        if name.startswith("user:"):
+            if name.removeprefix("user:") not in self.owners.users:
+                self.fail(path, f"{what}: unknown user {name.removeprefix('user:')!r}")
+                return None
+        elif name not in self.owners.teams:
+            self.fail(path, f"{what}: unknown team {name!r}")
+            return None
+        return name
+
+
+def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
+    if not checker.keys(raw, (), TOP_KEYS, "the definition"):
+        return {}
+    out: dict[str, Any] = {}
+    for key in REQUIRED_TOP_KEYS:
+        if key not in raw:
+            checker.fail((), f"missing required key {key!r}")
+
+    slug = raw.get("slug")
+    if "slug" in raw and (not isinstance(slug, str) or not _SLUG.match(slug)):
+        checker.fail(("slug",), f"slug {slug!r} must be lowercase letters, digits and dashes")
+    out["slug"] = slug
+    out["name"] = checker.string(raw.get("name"), ("name",), "name") if "name" in raw else None
+    out["description"] = str(raw.get("description") or "").strip()
+
+    if "owner" in raw:
+        owner = checker.string(raw["owner"], ("owner",), "owner")
+        if owner is not None and owner not in checker.owners.teams:
+            checker.fail(("owner",), f"owner: unknown team {owner!r}")
+        out["owner"] = owner
+    fallbacks = raw.get("fallback_owners") or []
+    if not isinstance(fallbacks, list):
+        checker.fail(("fallback_owners",), "fallback_owners must be a list of team slugs")
+        fallbacks = []
+    out["fallback_owners"] = []
+    for i, team in enumerate(fallbacks):
+        if not isinstance(team, str) or team not in checker.owners.teams:
+            checker.fail(("fallback_owners", i), f"fallback_owners: unknown team {team!r}")
+        else:
+            out["fallback_owners"].append(team)
+
+    out["required_fields"] = []
+    fields = raw.get("required_fields") or []
+    if not isinstance(fields, list):
+        checker.fail(("required_fields",), "required_fields must be a list")
+        fields = []
+    for i, item in enumerate(fields):
+        path = ("required_fields", i)
+        if not checker.keys(item, path, {"path", "type"}, "a required field"):
+            continue
+        field_path, field_type = item.get("path"), item.get("type")
+        if not isinstance(field_path, str) or not _PATH.match(field_path):
+            checker.fail(
+                (*path, "path"), f"required field path {field_path!r} is not a dotted path"
+            )
+            continue
+        if field_type not in JSON_TYPES:
+            checker.fail(
+                (*path, "type"),
+                f"type {field_type!r} of {field_path} is not a JSON type ({', '.join(JSON_TYPES)})",
+            )
+            continue
+        out["required_fields"].append({"path": field_path, "type": field_type})
+
+    out["enrich"] = []
+    enrich = raw.get("enrich") or {}
+    if not isinstance(enrich, dict):
+        checker.fail(("enrich",), "enrich must be a mapping of field name to CEL expression")
+        enrich = {}
+    for name, expr in enrich.items():
+        path = ("enrich", name)
+        if not isinstance(name, str) or not _IDENTIFIER.match(name):
+            checker.fail((*path, "__key__"), f"enrich field name {name!r} is not an identifier")
+            continue
+        text = checker.rule(name, expr, path, f"enrich rule {name!r}")
+        if text is not None:
+            out["enrich"].append({"name": name, "expr": text})
+
+    out["routes"] = _named_rules(raw, "routes", checker, extra={"owner"})
+    if "routes" in raw and not out["routes"] and not checker.problems:
+        checker.fail(("routes",), "routes must list at least one route")
+    out["review"] = _named_rules(raw, "review", checker, extra={"reason"})
+
+    out["action"] = _action(raw.get("action", {"type": "none"}), checker)
+
+    retry = raw.get("retry") or {}
+    schedule: list[float] = []
+    if checker.keys(retry, ("retry",), {"schedule"}, "retry"):
+        entries = retry.get("schedule", DEFAULT_RETRY_SCHEDULE)
+        if not isinstance(entries, list) or len(entries) > 20:
+            checker.fail(
+                ("retry", "schedule"), "retry.schedule must be a list of 0 to 20 durations"
+            )
+            entries = []
+        for i, entry in enumerate(entries):
+            seconds = checker.duration(entry, ("retry", "schedule", i), "retry.schedule")
+            if seconds is not None:
+                schedule.append(seconds)
+    out["retry"] = {"schedule": schedule}
+
+    outcome = raw.get("outcome") or {}
+    out["outcome"] = {"confirm_within": None}
+    if checker.keys(outcome, ("outcome",), {"confirm_within"}, "outcome") and (
+        "confirm_within" in outcome
+    ):
+        out["outcome"]["confirm_within"] = checker.duration(
+            outcome["confirm_within"], ("outcome", "confirm_within"), "outcome.confirm_within"
+        )
+
+    sla = raw.get("sla") or {}
+    out["sla"] = {"acknowledge_within": None, "resolve_within": None}
+    if checker.keys(sla, ("sla",), {"acknowledge_within", "resolve_within"}, "sla"):
+        for key in ("acknowledge_within", "resolve_within"):
+            if key in sla:
+                out["sla"][key] = checker.duration(sla[key], ("sla", key), f"sla.{key}")
+    return out
+
+
+def _named_rules(
+    raw: dict[str, Any], key: str, checker: _Checker, *, extra: set[str]
+) -> list[dict[str, Any]]:
+    items = raw.get(key) or []
+    if not isinstance(items, list):
+        checker.fail((key,), f"{key} must be a list")
+        return []
+    result, names = [], set()
+    (extra_key,) = extra
+    for i, item in enumerate(items):
+        path = (key, i)
+        if not checker.keys(item, path, {"name", "when", *extra}, f"a {key} entry"):
+            continue
+        name = checker.string(item.get("name"), (*path, "name"), f"{key}[{i}].name")
+        if name is None:
+            continue
+        if name in names:
+            checker.fail((*path, "name"), f"duplicate {key} name {name!r}")
+            continue
+        names.add(name)
+        when = checker.rule(name, item.get("when"), (*path, "when"), f"{key} rule {name!r}")
+        if extra_key == "owner":
+            other = checker.owner(item.get("owner"), (*path, "owner"), f"route {name!r} owner")
+        else:
+            other = checker.string(item.get("reason"), (*path, "reason"), f"review {name!r} reason")
+        if when is not None and other is not None:
+            result.append({"name": name, "when": when, extra_key: other})
+    return result
+
+
+def _action(action: Any, checker: _Checker) -> dict[str, Any]:
+    if not checker.keys(action, ("action",), {"type", "url", "timeout_seconds"}, "action"):
+        return {"type": "none"}
+    kind = action.get("type")
+    if kind == "none":
+        return {"type": "none"}
+    if kind != "webhook":
+        checker.fail(("action", "type"), f"action type {kind!r} must be webhook or none")
+        return {"type": "none"}
+    url = checker.string(action.get("url"), ("action", "url"), "action.url")
+    if url is not None and not re.match(r"^https?://[^\s/]+", url):
+        checker.fail(("action", "url"), f"action.url {url!r} must be an http(s) URL")
+    timeout = action.get("timeout_seconds", 10)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
+        checker.fail(("action", "timeout_seconds"), "action.timeout_seconds must be 1 to 60")
+        timeout = 10
+    return {"type": "webhook", "url": url or "", "timeout_seconds": timeout}
+
+
+def parse_definition(text: str, *, filename: str, owners: Owners) -> dict[str, Any]:
+    """The normalized definition, or DefinitionError listing every problem with its line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise DefinitionError([Problem(filename, line, f"not valid YAML: {reason}")]) from exc
+    if node is None:
+        raise DefinitionError([Problem(filename, 1, "the file is empty")])
+    lines: dict[tuple[Any, ...], int] = {}
+    try:
+        raw = _to_python(node, lines, ())
+    except yaml.YAMLError as exc:
+        raise DefinitionError([Problem(filename, 1, f"not valid YAML: {exc}")]) from exc
+    checker = _Checker(filename, lines, owners)
+    definition = _check(raw, checker)
+    if checker.problems:
+        raise DefinitionError(checker.problems)
+    return definition
+
+
+OwnersLoader = Callable[[], Owners]
