@@ -4,14 +4,20 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from console.demo import demo_people_ensure
+from console.demo.org import demo_org_ensure
+from console.demo.people import demo_people_ensure
 
 
 class Command(BaseCommand):
-    help = "Create the demo people (one per role) if missing and print their logins."
+    help = (
+        "Create what is missing of the demo data (people, one login per role, teams, three "
+        "workflows) and print the logins. Safe to run again."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         people = demo_people_ensure()
+        for result in demo_org_ensure():
+            self.stdout.write(result.describe())
         self.stdout.write("\nDemo logins for http://127.0.0.1:8000/accounts/login/\n")
         self.stdout.write(f"  {'role':<10} {'username':<10} password")
         for person, password in people:
