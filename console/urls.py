@@ -6,6 +6,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from console import views
+from console.api import api
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -13,6 +14,7 @@ urlpatterns = [
     path("accounts/logout/", views.logout_view, name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("api/v1/", api.urls),
     # One sign-in page for everything, so every sign-in is throttled and audited the same way.
     path(
         "admin/login/",

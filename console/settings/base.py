@@ -202,6 +202,9 @@ CELERY = {
         # Must exceed the hard time limit, or Redis redelivers a task that is still running.
         "visibility_timeout": CELERY_TASK_HARD_TIME_LIMIT * 4,
         "socket_connect_timeout": 2,
+        # Publishing fails at once when the broker is down instead of retrying for seconds:
+        # ingest must not wait on Redis, and the sweeper re-enqueues what was not sent.
+        "max_retries": 0,
     },
     "task_acks_late": True,
     "task_reject_on_worker_lost": True,
@@ -226,6 +229,12 @@ CELERY = {
 }
 
 AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
+
+# HTTP API: one event's payload, a whole batch request, and each token's request budget.
+HANDOFF_MAX_PAYLOAD_BYTES = env_int("HANDOFF_MAX_PAYLOAD_BYTES", 256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HANDOFF_MAX_BATCH_BYTES", 8 * 1024 * 1024)
+HANDOFF_API_RATE_LIMIT = env_int("HANDOFF_API_RATE_LIMIT", 600)
+HANDOFF_API_RATE_WINDOW_SECONDS = env_int("HANDOFF_API_RATE_WINDOW_SECONDS", 60)
 
 LOGGING = {
     "version": 1,

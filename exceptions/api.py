@@ -1,0 +1,281 @@
+"""HTTP API v1, the parts that show exception cases: an event's full record, and the queue.
+
+GET /events/{id} lives here, not in workflows.api, because it includes the event's exception
+cases, and workflows never imports exceptions (DESIGN.md section 9).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from django.db.models import Prefetch, Q
+from django.http import HttpRequest
+from django.utils.dateparse import parse_datetime
+from ninja import Query, Router, Schema
+
+from exceptions.models import CaseState, ExceptionCase
+from workflows.api import MAX_ID, ApiError, ErrorOut, event_for, token_of
+from workflows.auth import workflows_visible_to
+from workflows.models import Event
+
+router = Router(tags=["exceptions"])
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+_SLUG_PATTERN = r"^[-a-zA-Z0-9_]{1,64}$"
+# A team slug, or user:<username> (Django's username characters).
+_OWNER_PATTERN = r"^([-a-zA-Z0-9_]{1,64}|user:[\w.@+-]{1,150})$"
+_CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{1,200}$"
+
+
+class OwnerOut(Schema):
+    team: str | None
+    user: str | None
+
+
+class DecisionOut(Schema):
+    step: str
+    rule: str
+    version: int
+    inputs: Any
+    result: Any
+    ok: bool
+    explanation: str
+    created_at: datetime
+
+
+class AttemptOut(Schema):
+    number: int
+    trigger: str
+    actor: str
+    started_at: datetime
+    finished_at: datetime
+    status: str
+    http_status: int | None
+    error_class: str
+    error_message: str
+    duration_ms: int
+
+
+class CaseOut(Schema):
+    id: int
+    event_id: int
+    workflow: str
+    reason: str
+    step: str
+    state: str
+    detail: str
+    owner: OwnerOut
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledge_due_at: datetime | None
+    resolve_due_at: datetime | None
+    snoozed_until: datetime | None
+    resolved_at: datetime | None
+    resolution_code: str
+
+
+class OutcomeOut(Schema):
+    status: str
+    source: str
+    evidence: Any
+    reported_by: str
+    observed_at: datetime
+
+
+class EventOut(Schema):
+    id: int
+    workflow: str
+    version: int
+    state: str
+    step: str
+    source: str
+    idempotency_key: str | None
+    received_at: datetime
+    payload: Any
+    context: Any
+    owner: OwnerOut
+    attempt_count: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    outcome_due_at: datetime | None
+    completed_at: datetime | None
+    replay_of: int | None
+    decisions: list[DecisionOut]
+    attempts: list[AttemptOut]
+    exceptions: list[CaseOut]
+    outcomes: list[OutcomeOut]
+
+
+class CasePage(Schema):
+    results: list[CaseOut]
+    next_cursor: str | None
+
+
+def _owner(team: Any, user: Any) -> dict[str, str | None]:
+    return {
+        "team": team.slug if team is not None else None,
+        "user": user.get_username() if user is not None else None,
+    }
+
+
+def _case(case: ExceptionCase) -> dict[str, Any]:
+    return {
+        "id": case.pk,
+        "event_id": case.event_id,
+        "workflow": case.workflow.slug,
+        "reason": case.reason_id,
+        "step": case.step,
+        "state": case.state,
+        "detail": case.detail,
+        "owner": _owner(case.owner_team, case.owner_user),
+        "opened_at": case.opened_at,
+        "acknowledged_at": case.acknowledged_at,
+        "acknowledge_due_at": case.acknowledge_due_at,
+        "resolve_due_at": case.resolve_due_at,
+        "snoozed_until": case.snoozed_until,
+        "resolved_at": case.resolved_at,
+        "resolution_code": case.resolution_code,
+    }
+
+
+def _cases_shaped() -> Any:
+    return ExceptionCase.objects.select_related("workflow", "owner_team", "owner_user")
+
+
+@router.get(
+    "/events/{int:event_id}",
+    response={200: EventOut, **{code: ErrorOut for code in (401, 404, 429, 503)}},
+    tags=["events"],
+    summary="An event with its decisions, attempts, exception cases and outcomes",
+)
+def event_get(request: HttpRequest, event_id: int) -> dict[str, Any]:
+    event_for(token_of(request), event_id)  # 404 unless the token may see it
+    event = (
+        Event.objects.select_related("workflow", "version", "owner_team", "owner_user")
+        .prefetch_related(
+            "decisions",
+            "attempts",
+            Prefetch("exception_cases", queryset=_cases_shaped().order_by("opened_at", "id")),
+            "outcomes",
+        )
+        .get(pk=event_id)
+    )
+    return {
+        "id": event.pk,
+        "workflow": event.workflow.slug,
+        "version": event.version.number,
+        "state": event.state,
+        "step": event.step,
+        "source": event.source,
+        "idempotency_key": event.idempotency_key,
+        "received_at": event.received_at,
+        "payload": event.payload,
+        "context": event.context,
+        "owner": _owner(event.owner_team, event.owner_user),
+        "attempt_count": event.attempt_count,
+        "next_attempt_at": event.next_attempt_at,
+        "delivered_at": event.delivered_at,
+        "outcome_due_at": event.outcome_due_at,
+        "completed_at": event.completed_at,
+        "replay_of": event.replay_of_id,
+        "decisions": [
+            {
+                "step": d.step,
+                "rule": d.rule,
+                "version": d.version_number,
+                "inputs": d.inputs,
+                "result": d.result,
+                "ok": d.ok,
+                "explanation": d.explanation,
+                "created_at": d.created_at,
+            }
+            for d in event.decisions.all()
+        ],
+        "attempts": [
+            {
+                "number": a.number,
+                "trigger": a.trigger,
+                "actor": a.actor_label,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "status": a.status,
+                "http_status": a.http_status,
+                "error_class": a.error_class,
+                "error_message": a.error_message,
+                "duration_ms": a.duration_ms,
+            }
+            for a in event.attempts.all()
+        ],
+        "exceptions": [_case(case) for case in event.exception_cases.all()],
+        "outcomes": [
+            {
+                "status": o.status,
+                "source": o.source,
+                "evidence": o.evidence,
+                "reported_by": o.reported_by,
+                "observed_at": o.observed_at,
+            }
+            for o in event.outcomes.all()
+        ],
+    }
+
+
+def encode_cursor(case: ExceptionCase) -> str:
+    raw = json.dumps([case.opened_at.isoformat(), case.pk], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """(opened_at, id) of the last case of the previous page; invalid_request if not ours."""
+    try:
+        opened_at_text, case_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        opened_at = parse_datetime(opened_at_text)
+    except (binascii.Error, ValueError, TypeError):
+        opened_at, case_id = None, None
+    if opened_at is None or opened_at.tzinfo is None or not isinstance(case_id, int):
+        raise ApiError(400, "invalid_request", "The cursor is not valid.")
+    if not 0 < case_id <= MAX_ID:
+        raise ApiError(400, "invalid_request", "The cursor is not valid.")
+    return opened_at, case_id
+
+
+@router.get(
+    "/exceptions",
+    response={200: CasePage, **{code: ErrorOut for code in (400, 401, 429, 503)}},
+    summary="Exception cases, newest first",
+)
+def exception_list(
+    request: HttpRequest,
+    state: Annotated[CaseState | None, Query(description="open, acknowledged, ...")] = None,
+    workflow: Annotated[str | None, Query(pattern=_SLUG_PATTERN)] = None,
+    reason: Annotated[str | None, Query(pattern=_SLUG_PATTERN)] = None,
+    owner: Annotated[
+        str | None, Query(pattern=_OWNER_PATTERN, description="team slug or user:<username>")
+    ] = None,
+    cursor: Annotated[str | None, Query(pattern=_CURSOR_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+) -> dict[str, Any]:
+    """Cases of the workflows this token may see, filtered, with an opaque cursor."""
+    cases = _cases_shaped().filter(workflow__in=workflows_visible_to(token_of(request)))
+    if state is not None:
+        cases = cases.filter(state=state)
+    if workflow is not None:
+        cases = cases.filter(workflow__slug=workflow)
+    if reason is not None:
+        cases = cases.filter(reason_id=reason)
+    if owner is not None:
+        if owner.startswith("user:"):
+            cases = cases.filter(owner_user__username=owner.removeprefix("user:"))
+        else:
+            cases = cases.filter(owner_team__slug=owner)
+    if cursor is not None:
+        opened_at, case_id = decode_cursor(cursor)
+        cases = cases.filter(Q(opened_at__lt=opened_at) | Q(opened_at=opened_at, pk__lt=case_id))
+    page = list(cases.order_by("-opened_at", "-pk")[: limit + 1])
+    next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
+    return {"results": [_case(case) for case in page[:limit]], "next_cursor": next_cursor}

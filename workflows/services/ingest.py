@@ -1,0 +1,259 @@
+"""Storing inbound events: each idempotency key once per workflow, whatever the concurrency.
+
+An ingested event is its own record (DESIGN.md section 6): no audit entry. The engine picks it
+up from the database (state received, next_attempt_at now); the wake-up sent after commit only
+saves the sweeper's delay and never makes ingest wait on, or fail with, the broker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from workflows.dispatch import wake_workers
+from workflows.models import Event, EventState, Step, Workflow
+
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "idempotency-key",
+    "webhook-id",
+    "webhook-timestamp",
+    "x-request-id",
+)
+# Not an HTTP header: the SHA-256 of the body bytes as sent. The payload column is jsonb, which
+# normalizes key order and whitespace, so this is what a sender's copy can be checked against.
+BODY_HASH_HEADER = "body-sha256"
+MAX_HEADER_LENGTH = 1000
+MAX_PAYLOAD_DEPTH = 100
+IDEMPOTENCY_CONSTRAINT = "event_idempotency_unique"
+
+
+class UnknownWorkflow(Exception):
+    """The workflow does not exist or has no current version to run events under."""
+
+
+class IdempotencyConflict(Exception):
+    """The key was already used with a different payload."""
+
+    def __init__(self, *, key: str, event_id: int | None, index: int) -> None:
+        self.key = key
+        self.event_id = event_id
+        self.index = index
+        super().__init__(f"idempotency key {key!r} was already used with a different payload")
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    payload: dict[str, Any]
+    idempotency_key: str | None = None
+    raw_body_hash: str = ""
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte form of a JSON value that its hash is taken over."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def payload_hash(payload: Any) -> str:
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+def unstorable_reason(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be stored as jsonb, or None when it can.
+
+    PostgreSQL refuses NUL characters and non-finite numbers, UTF-8 cannot carry lone
+    surrogates (json.loads accepts all three), and very deep nesting is refused here rather
+    than left to recursion limits further down.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            return f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+        if isinstance(current, dict):
+            for key, item in current.items():
+                stack.append((key, depth))
+                stack.append((item, depth + 1))
+        elif isinstance(current, list):
+            stack.extend((item, depth + 1) for item in current)
+        elif isinstance(current, str):
+            if "\x00" in current:
+                return "contains a NUL character (\\u0000)"
+            try:
+                current.encode()
+            except UnicodeEncodeError:
+                return "contains an unpaired surrogate escape"
+        elif isinstance(current, float) and not math.isfinite(current):
+            return "contains a number out of range"
+    return None
+
+
+def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The request headers worth keeping with the event; never credentials."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return {
+        name: lowered[name].replace("\x00", "")[:MAX_HEADER_LENGTH]
+        for name in KEPT_HEADERS
+        if name in lowered
+    }
+
+
+@transaction.atomic
+def event_ingest(
+    *,
+    workflow: Workflow,
+    payload: dict[str, Any],
+    raw_body_hash: str,
+    idempotency_key: str | None,
+    headers: Mapping[str, str],
+    source: str,
+) -> tuple[Event, bool]:
+    """Store one event under the workflow's current version; (event, duplicate)."""
+    [result] = _store(
+        workflow=workflow,
+        items=[IncomingEvent(payload, idempotency_key, raw_body_hash)],
+        headers=headers,
+        source=source,
+    )
+    return result
+
+
+@transaction.atomic
+def event_ingest_batch(
+    *,
+    workflow: Workflow,
+    items: Sequence[IncomingEvent],
+    headers: Mapping[str, str],
+    source: str,
+) -> list[tuple[Event, bool]]:
+    """Store a batch in one transaction: all of it, or (on a key conflict) none of it."""
+    return _store(workflow=workflow, items=items, headers=headers, source=source)
+
+
+def _store(
+    *,
+    workflow: Workflow,
+    items: Sequence[IncomingEvent],
+    headers: Mapping[str, str],
+    source: str,
+) -> list[tuple[Event, bool]]:
+    if workflow.current_version_id is None:
+        raise UnknownWorkflow(workflow.slug)
+    hashes = [payload_hash(item.payload) for item in items]
+
+    # The first item with a key speaks for it; a later one must carry the same payload.
+    first_with_key: dict[str, int] = {}
+    for index, item in enumerate(items):
+        key = item.idempotency_key
+        if key is None:
+            continue
+        if key not in first_with_key:
+            first_with_key[key] = index
+        elif hashes[first_with_key[key]] != hashes[index]:
+            raise IdempotencyConflict(key=key, event_id=None, index=index)
+
+    # Keys seen before: read them in one query. This only saves failed inserts in the common
+    # repeat case; correctness under concurrency comes from the unique index below.
+    existing: dict[str, Event] = {}
+    if first_with_key:
+        existing = {
+            event.idempotency_key: event  # type: ignore[misc]
+            for event in Event.objects.filter(
+                workflow=workflow, idempotency_key__in=list(first_with_key)
+            )
+        }
+    for key, event in existing.items():
+        index = first_with_key[key]
+        if event.payload_hash != hashes[index]:
+            raise IdempotencyConflict(key=key, event_id=event.pk, index=index)
+
+    now = timezone.now()
+    common = kept_headers(headers)
+    results: list[tuple[Event, bool] | None] = [None] * len(items)
+    new: list[tuple[int, Event]] = []
+    for index, item in enumerate(items):
+        key = item.idempotency_key
+        if key is not None and key in existing:
+            results[index] = (existing[key], True)
+        elif key is None or first_with_key[key] == index:
+            new.append((index, _new_event(workflow, item, hashes[index], common, source, now)))
+
+    if new:
+        try:
+            with transaction.atomic():
+                Event.objects.bulk_create([event for _, event in new])
+            for index, event in new:
+                results[index] = (event, False)
+        except IntegrityError as exc:
+            if not _is_idempotency_violation(exc):
+                raise
+            # A concurrent request stored one of these keys first: insert one at a time.
+            for index, _ in new:
+                fresh = _new_event(workflow, items[index], hashes[index], common, source, now)
+                results[index] = _insert_or_find(fresh, index)
+        transaction.on_commit(wake_workers, robust=True)
+
+    # Repeats of a key inside the batch share the first item's event.
+    for index, item in enumerate(items):
+        if results[index] is None:
+            first = results[first_with_key[item.idempotency_key]]  # type: ignore[index]
+            results[index] = (first[0], True)  # type: ignore[index]
+    return results  # type: ignore[return-value]
+
+
+def _new_event(
+    workflow: Workflow,
+    item: IncomingEvent,
+    digest: str,
+    headers: dict[str, str],
+    source: str,
+    now: Any,
+) -> Event:
+    kept = dict(headers)
+    if item.raw_body_hash:
+        kept[BODY_HASH_HEADER] = item.raw_body_hash
+    return Event(
+        workflow=workflow,
+        version_id=workflow.current_version_id,
+        payload=item.payload,
+        payload_hash=digest,
+        source=source,
+        headers=kept,
+        idempotency_key=item.idempotency_key,
+        received_at=now,
+        state=EventState.RECEIVED,
+        step=Step.VALIDATE,
+        next_attempt_at=now,
+    )
+
+
+def _insert_or_find(event: Event, index: int) -> tuple[Event, bool]:
+    """INSERT, or when the key's unique index says another request won, read its event."""
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+    except IntegrityError as exc:
+        if not _is_idempotency_violation(exc):
+            raise
+    else:
+        return event, False
+    # Read committed: this statement sees the row of the transaction we waited on.
+    found = Event.objects.get(workflow_id=event.workflow_id, idempotency_key=event.idempotency_key)
+    if found.payload_hash != event.payload_hash:
+        raise IdempotencyConflict(key=event.idempotency_key or "", event_id=found.pk, index=index)
+    return found, True
+
+
+def _is_idempotency_violation(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == IDEMPOTENCY_CONSTRAINT

@@ -1,0 +1,122 @@
+"""Outcomes reported by the destination (the callback of DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.services import audit_record
+from workflows.models import (
+    Decision,
+    Event,
+    EventState,
+    Outcome,
+    OutcomeSource,
+    OutcomeStatus,
+    Step,
+)
+from workflows.signals import attention_needed
+
+TERMINAL_STATES = (EventState.SUCCEEDED, EventState.FAILED, EventState.CANCELLED)
+EVIDENCE_SUMMARY_LENGTH = 200
+
+
+class OutcomeConflict(Exception):
+    """The event is closed, or its destination already reported an outcome."""
+
+
+def evidence_summary(evidence: dict[str, Any]) -> str:
+    """The evidence in one short line, for explanations and case details."""
+    if not evidence:
+        return "none given"
+    text = json.dumps(evidence, sort_keys=True, ensure_ascii=False)
+    if len(text) > EVIDENCE_SUMMARY_LENGTH:
+        text = text[: EVIDENCE_SUMMARY_LENGTH - 1] + "…"
+    return text
+
+
+@transaction.atomic
+def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor: Actor) -> Outcome:
+    """Record the destination's outcome for an event.
+
+    A delivered event (awaiting confirmation) closes: achieved -> succeeded, failed ->
+    needs_attention with an outcome_failed case. An event not yet delivered only gets the
+    outcome recorded; the engine sees it when delivery completes. A closed event, or one
+    whose destination already reported, is refused with OutcomeConflict.
+    """
+    if status not in (OutcomeStatus.ACHIEVED, OutcomeStatus.FAILED):
+        raise ValueError(f"a destination reports achieved or failed, not {status!r}")
+    event = (
+        Event.objects.select_for_update(of=("self",))
+        .select_related("version", "owner_team", "owner_user")
+        .get(pk=event.pk)
+    )
+    if event.state in TERMINAL_STATES:
+        raise OutcomeConflict(f"event {event.pk} is already {event.state}")
+    if event.outcomes.filter(source=OutcomeSource.CALLBACK).exists():
+        raise OutcomeConflict(f"an outcome was already reported for event {event.pk}")
+
+    now = timezone.now()
+    before_state = event.state
+    summary = evidence_summary(evidence)
+    outcome = Outcome.objects.create(
+        event=event,
+        status=status,
+        source=OutcomeSource.CALLBACK,
+        evidence=evidence,
+        reported_by=actor.label,
+        observed_at=now,
+    )
+
+    closes = event.state == EventState.DELIVERED
+    if closes and status == OutcomeStatus.ACHIEVED:
+        event.state = EventState.SUCCEEDED
+        event.completed_at = now
+        event.save(update_fields=["state", "completed_at", "updated_at"])
+        explanation = f"Destination reported the outcome achieved (evidence: {summary})."
+    elif closes:
+        event.state = EventState.NEEDS_ATTENTION
+        event.save(update_fields=["state", "updated_at"])
+        explanation = (
+            f"Destination reported the outcome failed (evidence: {summary}); "
+            "the event needs attention."
+        )
+    else:
+        explanation = (
+            f"Destination reported the outcome {status} (evidence: {summary}) before delivery "
+            f"completed; recorded for when it does (event is {event.state})."
+        )
+
+    Decision.objects.create(
+        event=event,
+        step=Step.OUTCOME,
+        rule="callback",
+        version_number=event.version.number,
+        inputs={"status": status, "evidence": evidence, "reported_by": actor.label},
+        result={"outcome_id": outcome.pk, "state": event.state},
+        ok=status == OutcomeStatus.ACHIEVED,
+        explanation=explanation,
+        created_at=now,
+    )
+    if closes and status == OutcomeStatus.FAILED:
+        attention_needed.send(
+            sender=Event,
+            event=event,
+            reason_code="outcome_failed",
+            detail=f"The destination reported the outcome failed. Evidence: {summary}",
+            owner=event.owner_user or event.owner_team,
+            step=Step.OUTCOME,
+            fingerprint_key="outcome_failed",
+        )
+    audit_record(
+        actor=actor,
+        action="outcome.report",
+        target=event,
+        before={"state": before_state},
+        after={"state": event.state, "outcome_id": outcome.pk, "status": status},
+    )
+    return outcome
