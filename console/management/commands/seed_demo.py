@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from console.demo.events import demo_events_ensure, demo_token_ensure
 from console.demo.org import demo_org_ensure
 from console.demo.people import demo_people_ensure
 
@@ -18,6 +19,9 @@ class Command(BaseCommand):
         people = demo_people_ensure()
         for result in demo_org_ensure():
             self.stdout.write(result.describe())
+        demo_token_ensure()
+        created = demo_events_ensure()
+        self.stdout.write(f"{created} demo events ingested" if created else "demo events present")
         self.stdout.write("\nDemo logins for http://127.0.0.1:8000/accounts/login/\n")
         self.stdout.write(f"  {'role':<10} {'username':<10} password")
         for person, password in people:
