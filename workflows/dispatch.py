@@ -29,7 +29,8 @@ def wake_workers() -> bool:
     if time.monotonic() < _broker_down_until:
         return False
     try:
-        current_app.send_task(PROCESS_DUE_TASK, queue=EVENTS_QUEUE, retry=False)
+        # A wake-up older than this is noise: the sweeper has sent fresher ones by then.
+        current_app.send_task(PROCESS_DUE_TASK, queue=EVENTS_QUEUE, retry=False, expires=30)
     except Exception as exc:  # any broker failure: the sweeper covers for it
         with _lock:
             _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS

@@ -225,8 +225,27 @@ CELERY = {
             "schedule": float(env_int("AUDIT_SEAL_INTERVAL_SECONDS", 2)),
             "options": {"queue": "audit", "expires": 10},
         },
+        # Re-enqueues due events and takes back claims of workers that died.
+        "workflows-sweep": {
+            "task": "workflows.sweep",
+            "schedule": float(env_int("HANDOFF_SWEEP_INTERVAL_SECONDS", 2)),
+            "options": {"queue": "events", "expires": 10},
+        },
+        "workflows-expire-outcomes": {
+            "task": "workflows.expire_outcomes",
+            "schedule": 30.0,
+            "options": {"queue": "events", "expires": 60},
+        },
     },
 }
+
+# The engine: events claimed per batch, how long one task keeps claiming, when a claim is stale.
+HANDOFF_CLAIM_BATCH_SIZE = env_int("HANDOFF_CLAIM_BATCH_SIZE", 50)
+HANDOFF_PROCESS_BUDGET_SECONDS = env_int("HANDOFF_PROCESS_BUDGET_SECONDS", 20)
+HANDOFF_STALE_CLAIM_SECONDS = env_int(
+    "HANDOFF_STALE_CLAIM_SECONDS", CELERY_TASK_HARD_TIME_LIMIT + 60
+)
+HANDOFF_SWEEP_MAX_WAKES = env_int("HANDOFF_SWEEP_MAX_WAKES", 4)
 
 AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
 

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="console.ping", queue="default")
+def ping() -> str:
+    """Does nothing: a broker round trip for diagnostics, and the floor for task throughput."""
+    return "pong"
