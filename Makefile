@@ -10,6 +10,7 @@ EMBEDDED := $(PY) -m console.embedded run --
 help:
 	@echo "make run    console, worker and beat on embedded PostgreSQL and Redis (data in .data/)"
 	@echo "make test   the whole suite (DATABASE_URL/REDIS_URL if set, embedded servers otherwise)"
+	@echo "make bench  ingest and processing figures beside their floors (needs wrk)"
 	@echo "make lint   ruff lint and format check"
 
 $(PY):
@@ -36,6 +37,14 @@ test: $(VENV)/.installed-dev
 		$(PY) -m pytest $(PYTEST_ARGS); \
 	else \
 		$(EMBEDDED) $(PY) -m pytest $(PYTEST_ARGS); \
+	fi
+
+bench: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@if [ -n "$$DATABASE_URL" ] && [ -n "$$REDIS_URL" ]; then \
+		$(PY) tests/benchmarks/bench_engine.py; \
+	else \
+		$(EMBEDDED) $(PY) tests/benchmarks/bench_engine.py; \
 	fi
 
 lint: $(VENV)/.installed-dev
