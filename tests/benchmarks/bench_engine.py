@@ -268,12 +268,12 @@ def bench_processing() -> None:
     import django
 
     django.setup()
+    from django.utils import timezone
+
     from console.tasks import ping
     from workflows.dispatch import wake_workers
     from workflows.models import Event, EventState, Workflow
     from workflows.tasks import sweep
-
-    from django.utils import timezone
 
     workflow = Workflow.objects.get(slug="bench-leads")
     # Only the events stored here count: the ingest run's events are set aside.
