@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from workflows.models import Event, Team, Workflow
@@ -40,6 +43,42 @@ class CaseState(models.TextChoices):
 
 
 OPEN_STATES = (CaseState.OPEN, CaseState.ACKNOWLEDGED, CaseState.SNOOZED)
+_OPEN = Q(state__in=["open", "acknowledged", "snoozed"])
+
+# Sorts by "next SLA deadline" put cases without a running clock last. Postgres can walk an
+# index in that order only if the index holds the same expression, so both use this one.
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
+SLA_SORT_KEY = Coalesce("sla_due_at", models.Value(NO_DEADLINE))
+
+
+class Resolution(models.TextChoices):
+    """How a case was closed as resolved. The first seven are an operator's choice."""
+
+    FIXED_DOWNSTREAM = "fixed_downstream", "Fixed downstream"
+    FIXED_DATA = "fixed_data", "Fixed the data at the source"
+    DUPLICATE = "duplicate", "Duplicate of another event"
+    NOT_A_PROBLEM = "not_a_problem", "Not a problem"
+    APPROVED = "approved", "Approved (review passed: the action runs)"
+    REJECTED = "rejected", "Rejected (review failed: the action never runs)"
+    HANDLED_MANUALLY = "handled_manually", "Handled manually"
+    # Set by the retry and replay actions, never chosen from the list.
+    RETRIED = "retried", "Retried"
+    REPLAYED = "replayed", "Replayed"
+
+
+OPERATOR_RESOLUTIONS = [
+    choice for choice in Resolution.choices if choice[0] not in {"retried", "replayed"}
+]
+
+
+class DismissReason(models.TextChoices):
+    """Why a case was dismissed: nothing should be done about the event at all."""
+
+    DUPLICATE = "duplicate_event", "Duplicate event"
+    TEST_DATA = "test_data", "Test or sample data"
+    SPAM = "spam", "Spam or abuse"
+    OBSOLETE = "obsolete", "No longer relevant"
+    EXPECTED = "expected", "Expected behaviour"
 
 
 class ExceptionCase(models.Model):
@@ -73,6 +112,18 @@ class ExceptionCase(models.Model):
     resolution_note = models.TextField(blank=True)
     acknowledge_due_at = models.DateTimeField(null=True, blank=True)
     resolve_due_at = models.DateTimeField(null=True, blank=True)
+    # The next deadline of a clock still running (acknowledge until acknowledged, then resolve);
+    # empty once closed. One column so "breached" and "sort by SLA" are one index range.
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    # Words of the detail and of the event's payload, for the queue's full-text filter.
+    search = SearchVectorField(null=True, editable=False)
     # Bumped by every change: an action based on a stale view of the case is refused.
     version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)
@@ -93,6 +144,17 @@ class ExceptionCase(models.Model):
             models.Index(fields=["owner_team", "state"], name="case_owner_team_idx"),
             models.Index(fields=["owner_user", "state"], name="case_owner_user_idx"),
             models.Index(fields=["resolve_due_at"], name="case_resolve_due_idx"),
+            # The queue's three orders, each walkable from any cursor; open cases get their own
+            # smaller copies because nearly every view is of open cases.
+            models.Index(SLA_SORT_KEY, "id", name="case_open_sla_idx", condition=_OPEN),
+            models.Index("opened_at", "id", name="case_open_age_idx", condition=_OPEN),
+            models.Index(
+                "workflow", "opened_at", "id", name="case_open_workflow_idx", condition=_OPEN
+            ),
+            models.Index(SLA_SORT_KEY, "id", name="case_sla_idx"),
+            models.Index("opened_at", "id", name="case_age_idx"),
+            models.Index("workflow", "opened_at", "id", name="case_workflow_idx"),
+            GinIndex(fields=["search"], name="case_search_idx"),
         ]
 
     def __str__(self) -> str:
@@ -102,6 +164,16 @@ class ExceptionCase(models.Model):
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    @property
+    def is_closed(self) -> bool:
+        return not self.is_open
+
+    def sla_state(self, now: datetime) -> str:
+        """ "breached", "due" (a clock is running) or "" (no clock, or closed)."""
+        if self.sla_due_at is None or not self.is_open:
+            return ""
+        return "breached" if now > self.sla_due_at else "due"
+
     def is_overdue(self, now: datetime) -> bool:
         """Past either SLA clock that is still running."""
         if not self.is_open:
@@ -110,3 +182,132 @@ class ExceptionCase(models.Model):
         if ack_running and now > self.acknowledge_due_at:  # type: ignore[operator]
             return True
         return self.resolve_due_at is not None and now > self.resolve_due_at
+
+
+def next_deadline(case: ExceptionCase) -> datetime | None:
+    """The deadline of the next clock still running on the case, for sla_due_at."""
+    if case.state not in OPEN_STATES:
+        return None
+    if case.acknowledged_at is None and case.acknowledge_due_at is not None:
+        if case.resolve_due_at is None:
+            return case.acknowledge_due_at
+        return min(case.acknowledge_due_at, case.resolve_due_at)
+    return case.resolve_due_at
+
+
+class Comment(models.Model):
+    """A note an operator left on a case. Append-only in practice: nobody edits history."""
+
+    case = models.ForeignKey(ExceptionCase, on_delete=models.PROTECT, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["case", "created_at", "id"]
+        indexes = [models.Index(fields=["case", "created_at"], name="comment_case_idx")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on case {self.case_id}"
+
+
+class SavedView(models.Model):
+    """A person's named queue filter; the query string is the whole of it, so a URL shares it."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views"
+    )
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["owner", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="savedview_owner_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.owner_id})"
+
+
+class BulkAction(models.TextChoices):
+    ASSIGN = "assign", "Assign"
+    ACKNOWLEDGE = "acknowledge", "Acknowledge"
+    SNOOZE = "snooze", "Snooze"
+    RESOLVE = "resolve", "Resolve"
+    DISMISS = "dismiss", "Dismiss"
+    RETRY = "retry", "Retry"
+    REPLAY = "replay", "Replay"
+
+
+class BulkJobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+
+
+class BulkJob(models.Model):
+    """One bulk action over a fixed list of cases (its items), worked through in chunks."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bulk_jobs"
+    )
+    action = models.CharField(max_length=20, choices=BulkAction.choices)
+    # The action's arguments (team, user, until, code, version...) as the form cleaned them.
+    params = models.JSONField(default=dict)
+    note = models.TextField(blank=True)
+    # What the person selected, in words and as a query string, for the record.
+    scope = models.CharField(max_length=2000, blank=True)
+    state = models.CharField(max_length=10, choices=BulkJobState.choices, default="queued")
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"bulk {self.action} #{self.pk} ({self.done}/{self.total})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(self.done * 100 / self.total)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state == BulkJobState.DONE
+
+
+class BulkItemState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+class BulkJobItem(models.Model):
+    """One case of a bulk job and what happened to it."""
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
+    case = models.ForeignKey(ExceptionCase, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=10, choices=BulkItemState.choices, default="pending")
+    message = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "case"], name="bulkitem_job_case_unique")
+        ]
+        indexes = [
+            models.Index(
+                fields=["job", "id"], name="bulkitem_pending_idx", condition=Q(state="pending")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} in bulk job {self.job_id}: {self.state}"

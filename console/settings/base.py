@@ -236,6 +236,12 @@ CELERY = {
             "schedule": 30.0,
             "options": {"queue": "events", "expires": 60},
         },
+        # Snoozed cases whose snooze has ended come back to the queue.
+        "exceptions-wake-snoozed": {
+            "task": "exceptions.wake_snoozed",
+            "schedule": 60.0,
+            "options": {"queue": "default", "expires": 50},
+        },
     },
 }
 

@@ -1,0 +1,157 @@
+"""The queue's filters: what an operator narrows the exception queue by."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import django_filters
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.postgres.search import SearchQuery
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from exceptions.models import OPEN_STATES, CaseState, ExceptionCase, ReasonCode
+from workflows.models import Team, Workflow
+
+ME, UNASSIGNED = "me", "none"
+SORTS = [
+    ("sla", "SLA due (soonest first)"),
+    ("age", "Age (oldest first)"),
+    ("newest", "Newest first"),
+    ("workflow", "Workflow, then age"),
+]
+PAGE_SIZES = [("25", "25"), ("50", "50"), ("100", "100"), ("200", "200")]
+
+
+def people_choices() -> list[tuple[str, str]]:
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    return [
+        (u.username, u.get_full_name() or u.username)
+        for u in users.only("username", "first_name", "last_name")
+    ]
+
+
+def filter_choices() -> dict[str, list[tuple[str, str]]]:
+    """The options of the queue's selects, one plain query each (the page renders them)."""
+    return {
+        "workflow": list(Workflow.objects.order_by("name").values_list("slug", "name")),
+        "reason": list(ReasonCode.objects.order_by("label").values_list("code", "label")),
+        "team": list(Team.objects.filter(active=True).order_by("name").values_list("slug", "name")),
+        "people": people_choices(),
+    }
+
+
+def _day_start(day: date) -> datetime:
+    """Midnight of the day in the console's time zone."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class CaseFilter(django_filters.FilterSet):
+    """No state chosen means the open states: the queue is about work still to do."""
+
+    q = django_filters.CharFilter(
+        label="Search", method="filter_search", widget=forms.TextInput(attrs={"type": "search"})
+    )
+    state = django_filters.MultipleChoiceFilter(
+        label="State",
+        choices=CaseState.choices,
+        method="filter_state",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    workflow = django_filters.ModelChoiceFilter(
+        label="Workflow",
+        queryset=Workflow.objects.only("id", "slug", "name").order_by("name"),
+        to_field_name="slug",
+        empty_label="Any workflow",
+    )
+    reason = django_filters.ModelChoiceFilter(
+        label="Reason",
+        queryset=ReasonCode.objects.only("id", "code", "label").order_by("label"),
+        to_field_name="code",
+        empty_label="Any reason",
+    )
+    team = django_filters.ModelChoiceFilter(
+        label="Owner team",
+        field_name="owner_team",
+        queryset=Team.objects.only("id", "slug", "name").order_by("name"),
+        to_field_name="slug",
+        empty_label="Any team",
+    )
+    owner = django_filters.ChoiceFilter(
+        label="Owner person", method="filter_owner", empty_label="Anyone"
+    )
+    breached = django_filters.ChoiceFilter(
+        label="SLA",
+        choices=[("1", "Breached"), ("0", "Within SLA")],
+        method="filter_breached",
+        empty_label="Any",
+    )
+    received_after = django_filters.DateFilter(
+        label="Received from",
+        method="filter_received_after",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    received_before = django_filters.DateFilter(
+        label="Received to",
+        method="filter_received_before",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    fingerprint = django_filters.CharFilter(label="Group", widget=forms.HiddenInput)
+
+    class Meta:
+        model = ExceptionCase
+        fields: list[str] = []
+
+    def __init__(
+        self,
+        *args: Any,
+        request: HttpRequest | None = None,
+        people: list[tuple[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, request=request, **kwargs)
+        people = people if people is not None else people_choices()
+        self.filters["owner"].extra["choices"] = [(ME, "Me"), (UNASSIGNED, "Unassigned"), *people]
+
+    @property
+    def qs(self) -> QuerySet[ExceptionCase]:
+        queryset = super().qs
+        if not self.form.cleaned_data.get("state"):
+            queryset = queryset.filter(state__in=OPEN_STATES)
+        return queryset
+
+    def filter_state(self, queryset: QuerySet, name: str, value: list[str]) -> QuerySet:
+        return queryset.filter(state__in=value) if value else queryset
+
+    def filter_owner(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == ME:
+            return queryset.filter(owner_user=self.request.user if self.request else None)
+        if value == UNASSIGNED:
+            return queryset.filter(owner_user__isnull=True)
+        return queryset.filter(owner_user__username=value)
+
+    def filter_breached(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # sla_due_at is the next running clock of an open case (empty once closed).
+        breached = Q(sla_due_at__lt=timezone.now())
+        return queryset.filter(breached if value == "1" else ~breached)
+
+    def filter_received_after(self, queryset: QuerySet, name: str, value: date) -> QuerySet:
+        return queryset.filter(event__received_at__gte=_day_start(value))
+
+    def filter_received_before(self, queryset: QuerySet, name: str, value: date) -> QuerySet:
+        # Inclusive of the whole day chosen.
+        return queryset.filter(event__received_at__lt=_day_start(value + timedelta(days=1)))
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if not value:
+            return queryset
+        query = SearchQuery(value, config="simple", search_type="websearch")
+        by_words = Q(search=query)
+        number = value.lstrip("#")
+        if number.isdigit() and len(number) < 18:
+            return queryset.filter(by_words | Q(pk=int(number)) | Q(event_id=int(number)))
+        return queryset.filter(by_words)

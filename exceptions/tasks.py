@@ -1,0 +1,38 @@
+"""Celery tasks of the queue: thin wrappers that take ids and call one service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from exceptions import services
+
+logger = logging.getLogger(__name__)
+
+BULK_QUEUE = "default"
+# Two chains per job: both of a two-process worker work on it, each claiming its own chunks.
+BULK_PARALLEL_CHAINS = 2
+
+
+@shared_task(name="exceptions.bulk_run", queue=BULK_QUEUE)
+def bulk_run(job_id: int) -> None:
+    """Run one chunk of a bulk job, then hand the next chunk to a fresh task."""
+    if services.bulk_job_run_chunk(job_id=job_id):
+        bulk_run.apply_async(args=[job_id], queue=BULK_QUEUE)
+
+
+@shared_task(name="exceptions.wake_snoozed", queue=BULK_QUEUE)
+def wake_snoozed() -> int:
+    return services.cases_wake_snoozed()
+
+
+def bulk_job_enqueue(job_id: int) -> bool:
+    """Start a job's chains. Never raises: a job left queued is re-sent by its progress poll."""
+    try:
+        for _ in range(BULK_PARALLEL_CHAINS):
+            bulk_run.apply_async(args=[job_id], queue=BULK_QUEUE, retry=False)
+    except Exception as exc:  # the broker is down: the job stays queued in the database
+        logger.warning("bulk job %s not sent to the workers yet: %s", job_id, exc)
+        return False
+    return True

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from exceptions import views
+
+urlpatterns = [
+    path("queue/", views.queue, name="queue"),
+    path("queue/bulk/", views.bulk, name="queue-bulk"),
+    path("queue/jobs/<int:pk>/", views.bulk_progress, name="queue-job"),
+    path("queue/groups/<str:fingerprint>/", views.group_members, name="queue-group"),
+    path("queue/views/", views.saved_view_save, name="queue-view-save"),
+    path("queue/views/<int:pk>/delete/", views.saved_view_delete, name="queue-view-delete"),
+    path("exceptions/<int:pk>/", views.case_detail, name="case"),
+    path("exceptions/<int:pk>/comment/", views.case_comment, name="case-comment"),
+    path("exceptions/<int:pk>/preview/", views.case_preview, name="case-preview"),
+    path("exceptions/<int:pk>/<str:action>/", views.case_action, name="case-action"),
+    path("events/<int:pk>/", views.event_detail, name="event"),
+]

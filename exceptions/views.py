@@ -1,0 +1,557 @@
+"""The exception queue, the case page and the event page (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url, trigger_client_event
+
+from exceptions import selectors, services, tasks
+from exceptions.filters import PAGE_SIZES, SORTS, CaseFilter, filter_choices
+from exceptions.forms import (
+    RUN_VERSIONS,
+    SNOOZE_CHOICES,
+    ActionForm,
+    AssignForm,
+    BulkForm,
+    CommentForm,
+    DismissForm,
+    PreviewForm,
+    ReplayEditForm,
+    ReplayForm,
+    ResolveForm,
+    SavedViewForm,
+    SnoozeForm,
+    person_value,
+)
+from exceptions.models import (
+    OPEN_STATES,
+    OPERATOR_RESOLUTIONS,
+    BulkAction,
+    BulkJob,
+    BulkJobState,
+    CaseState,
+    DismissReason,
+    ExceptionCase,
+    SavedView,
+)
+from exceptions.preview import preview_event
+from exceptions.selectors import DEFAULT_VIEWS, SORT_SPECS, view_query
+from exceptions.services import CaseActionRefused, CaseConflict
+
+TRIAGE = "exceptions.triage_exceptioncase"
+VIEW_CASES = "exceptions.view_exceptioncase"
+JOB_SESSION_KEY = "queue_bulk_job"
+# A queued job nobody started after this long is sent to the workers again (broker hiccup).
+JOB_RESEND_AFTER_SECONDS = 15
+
+
+# --- the queue --------------------------------------------------------------------------------
+
+
+def _with(query: str, **changes: str) -> str:
+    params = QueryDict(query, mutable=True)
+    for name, value in changes.items():
+        params.pop(name, None)
+        if value:
+            params[name] = value
+    return params.urlencode()
+
+
+def _queue_params(request: HttpRequest) -> QueryDict:
+    """The queue filters in force: this request's own, or those of the queue page it came from."""
+    if request.method == "GET":
+        return request.GET
+    current = request.htmx.current_url if request.htmx else None
+    if current and urlsplit(current).path == reverse("queue"):
+        return QueryDict(urlsplit(current).query)
+    return QueryDict(request.POST.get("query", ""))
+
+
+def _queue_context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
+    if not params.getlist("state"):
+        # No state chosen means the open ones; say so in the form and in every link.
+        params = params.copy()
+        params.setlist("state", list(OPEN_STATES))
+    choices = filter_choices()
+    filterset = CaseFilter(
+        params, queryset=ExceptionCase.objects.all(), request=request, people=choices["people"]
+    )
+    sort = params.get("sort") if params.get("sort") in SORT_SPECS else "sla"
+    per_value = params.get("per", "50")
+    per = int(per_value) if per_value in dict(PAGE_SIZES) else 50
+    grouped = params.get("group") == "1"
+    query = view_query(params)
+    queryset = filterset.qs if filterset.is_valid() else ExceptionCase.objects.none()
+    pager = selectors.queue_groups_page if grouped else selectors.queue_page
+    page = pager(
+        queryset=queryset,
+        sort=sort,
+        after=params.get("after", ""),
+        before=params.get("before", ""),
+        per=per,
+    )
+    job = _current_job(request, params)
+    full_query = _with(query, job=str(job.pk) if job else "")
+    now = timezone.now()
+    if grouped:
+        rows = selectors.group_rows(page.rows, now=now)
+    else:
+        rows = selectors.queue_rows(page.rows, now=now, sizes=page.group_sizes)
+    return {
+        "filter": filterset,
+        "params": params,
+        "states": params.getlist("state"),
+        "choices": choices,
+        "action_choices": {
+            "action": BulkAction.choices,
+            "snooze": SNOOZE_CHOICES,
+            "resolution": OPERATOR_RESOLUTIONS,
+            "dismiss": DismissReason.choices,
+            "run_version": RUN_VERSIONS,
+        },
+        "state_choices": CaseState.choices,
+        "page": page,
+        "rows": rows,
+        "grouped": grouped,
+        "sort": sort,
+        "per": per,
+        "sorts": SORTS,
+        "page_sizes": PAGE_SIZES,
+        "query": query,
+        "full_query": full_query,
+        "first_url": f"?{query}",
+        "next_url": f"?{_with(query, after=page.next_cursor)}" if page.next_cursor else "",
+        "prev_url": f"?{_with(query, before=page.prev_cursor)}" if page.prev_cursor else "",
+        "sort_urls": {name: f"?{_with(query, sort=name)}" for name, _ in SORTS},
+        "group_url": f"?{_with(query, group='' if grouped else '1')}",
+        "default_views": [(name, q) for name, q in DEFAULT_VIEWS],
+        "saved_views": selectors.saved_views(user=request.user),
+        "job": job,
+        "now": now,
+        "can_triage": request.user.has_perm(TRIAGE),
+    }
+
+
+def _current_job(request: HttpRequest, params: QueryDict) -> BulkJob | None:
+    """The bulk job to show: the one in the URL, else this person's unfinished one."""
+    job_id = params.get("job") or request.session.get(JOB_SESSION_KEY)
+    if not job_id or not str(job_id).isdigit():
+        return None
+    return selectors.bulk_job_for(pk=int(job_id), user=request.user)
+
+
+def _render_results(
+    request: HttpRequest, params: QueryDict, *, status: int = 200, **extra: Any
+) -> HttpResponse:
+    context = _queue_context(request, params)
+    context.update(extra)
+    return render(request, "exceptions/queue.html#rows", context, status=status)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_CASES, raise_exception=True)
+@vary_on_headers("HX-Request")
+def queue(request: HttpRequest) -> HttpResponse:
+    context = _queue_context(request, request.GET)
+    if request.htmx:
+        return render(request, "exceptions/queue.html#rows", context)
+    return render(request, "exceptions/queue.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_CASES, raise_exception=True)
+def group_members(request: HttpRequest, fingerprint: str) -> HttpResponse:
+    filterset = CaseFilter(request.GET, queryset=ExceptionCase.objects.all(), request=request)
+    queryset = filterset.qs if filterset.is_valid() else ExceptionCase.objects.none()
+    members = selectors.group_members(fingerprint=fingerprint, queryset=queryset)
+    context = {
+        "members": selectors.queue_rows(members, now=timezone.now()),
+        "fingerprint": fingerprint,
+        "now": timezone.now(),
+        "can_triage": request.user.has_perm(TRIAGE),
+        "group_query": _with(view_query(request.GET), fingerprint=fingerprint, group=""),
+    }
+    if not request.htmx:
+        return redirect(f"{reverse('queue')}?{context['group_query']}")
+    return render(request, "exceptions/queue.html#members", context)
+
+
+@require_POST
+@login_required
+@permission_required(TRIAGE, raise_exception=True)
+def bulk(request: HttpRequest) -> HttpResponse:
+    form = BulkForm(request.POST, auto_id="bulk-id_%s")
+    params = QueryDict(request.POST.get("query", ""))
+    if not form.is_valid():
+        problems = [e for errors in form.errors.values() for e in errors]
+        message = "Bulk action not started: " + " ".join(problems)
+        return _bulk_answer(request, params, error=message, status=422)
+    data = form.cleaned_data
+    if data["scope"] == "matching":
+        filterset = CaseFilter(params, queryset=ExceptionCase.objects.all(), request=request)
+        if not filterset.is_valid():
+            return _bulk_answer(request, params, error="The filter is not valid.", status=422)
+        cases = filterset.qs
+        scope = f"everything matching: {view_query(params) or 'all open'}"
+    else:
+        cases = ExceptionCase.objects.filter(
+            Q(pk__in=data["case"]) | Q(fingerprint__in=data["group"], state__in=OPEN_STATES)
+        )
+        scope = f"{len(data['case'])} selected cases, {len(data['group'])} selected groups"
+    job = services.bulk_job_create(
+        actor=request.user,
+        action=data["action"],
+        params=form.params(me=request.user),
+        note=data["note"],
+        cases=cases,
+        scope=scope,
+    )
+    if job.total <= services.BULK_INLINE_MAX:
+        job = services.bulk_job_run_inline(job=job)
+        return _bulk_answer(request, params, info=_job_summary(job))
+    tasks.bulk_job_enqueue(job.pk)
+    request.session[JOB_SESSION_KEY] = job.pk
+    url = f"{reverse('queue')}?{_with(view_query(params), job=str(job.pk))}"
+    if not request.htmx:
+        return redirect(url)
+    response = _render_results(request, QueryDict(urlsplit(url).query))
+    return push_url(response, url)
+
+
+def _job_summary(job: BulkJob) -> str:
+    verb = job.get_action_display().lower()
+    parts = [f"{verb}: {job.succeeded} of {job.total} done"]
+    if job.skipped:
+        parts.append(f"{job.skipped} skipped (changed meanwhile or not applicable)")
+    if job.failed:
+        parts.append(f"{job.failed} failed")
+    return "Bulk " + ", ".join(parts) + "."
+
+
+def _bulk_answer(
+    request: HttpRequest,
+    params: QueryDict,
+    *,
+    info: str = "",
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    if request.htmx:
+        return _render_results(
+            request, params, status=status, flash=error or info, flash_kind="error" if error else ""
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, info)
+    return redirect(f"{reverse('queue')}?{view_query(params)}")
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_CASES, raise_exception=True)
+def bulk_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    job = selectors.bulk_job_for(pk=pk, user=request.user)
+    if job is None:
+        raise Http404("No such bulk job of yours.")
+    age = (timezone.now() - job.created_at).total_seconds()
+    if job.state == BulkJobState.QUEUED and age > JOB_RESEND_AFTER_SECONDS:
+        tasks.bulk_job_enqueue(job.pk)
+    if not request.htmx:
+        return redirect(f"{reverse('queue')}?job={job.pk}")
+    response = render(request, "exceptions/queue.html#job", {"job": job})
+    if job.is_finished:
+        if request.session.get(JOB_SESSION_KEY) == job.pk:
+            del request.session[JOB_SESSION_KEY]
+        trigger_client_event(response, "queue-refresh")
+    return response
+
+
+@require_POST
+@login_required
+@permission_required(VIEW_CASES, raise_exception=True)
+def saved_view_save(request: HttpRequest) -> HttpResponse:
+    form = SavedViewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the view a name.")
+        return redirect(f"{reverse('queue')}?{request.POST.get('query', '')}")
+    query = view_query(QueryDict(form.cleaned_data["query"]))
+    view = services.saved_view_save(owner=request.user, name=form.cleaned_data["name"], query=query)
+    messages.success(request, f"Saved the view “{view.name}”.")
+    return redirect(f"{reverse('queue')}?{query}")
+
+
+@require_POST
+@login_required
+@permission_required(VIEW_CASES, raise_exception=True)
+def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    view = get_object_or_404(SavedView, pk=pk, owner=request.user)
+    services.saved_view_delete(view=view, actor=request.user)
+    messages.success(request, f"Deleted the view “{view.name}”.")
+    return redirect("queue")
+
+
+# --- one case ---------------------------------------------------------------------------------
+
+
+def _action_forms(case: ExceptionCase, bound: tuple[str, Any] | None = None) -> dict[str, Any]:
+    initial = {"version": case.version}
+    forms = {
+        "claim": ActionForm(initial=initial, auto_id="claim-id_%s"),
+        "acknowledge": ActionForm(initial=initial, auto_id="acknowledge-id_%s"),
+        "assign": AssignForm(initial=initial, auto_id="assign-id_%s"),
+        "snooze": SnoozeForm(initial=initial, auto_id="snooze-id_%s"),
+        "resolve": ResolveForm(initial=initial, auto_id="resolve-id_%s"),
+        "dismiss": DismissForm(initial=initial, auto_id="dismiss-id_%s"),
+        "retry": ActionForm(initial=initial, auto_id="retry-id_%s"),
+        "replay": ReplayForm(initial=initial, auto_id="replay-id_%s"),
+        "replay_edit": ReplayEditForm(
+            initial={**initial, "payload": _pretty(case.event.payload)}, auto_id="edit-id_%s"
+        ),
+        "comment": CommentForm(auto_id="comment-id_%s"),
+    }
+    if bound is not None:
+        forms[bound[0]] = bound[1]
+    return forms
+
+
+def _pretty(payload: Any) -> str:
+    return json.dumps(payload, indent=2, ensure_ascii=False)
+
+
+def _case_context(
+    request: HttpRequest,
+    case: ExceptionCase,
+    *,
+    bound: tuple[str, Any] | None = None,
+    flash: str = "",
+    flash_kind: str = "",
+) -> dict[str, Any]:
+    can_triage = request.user.has_perm(TRIAGE)
+    story = selectors.event_story(event=case.event, case=case)
+    context: dict[str, Any] = {
+        "case": case,
+        "event": case.event,
+        "story": story,
+        "now": timezone.now(),
+        "can_triage": can_triage,
+        "flash": flash,
+        "flash_kind": flash_kind,
+        "group_size": selectors.group_sizes([case.fingerprint]).get(case.fingerprint, 0),
+    }
+    if can_triage and case.is_open:
+        context["forms"] = _action_forms(case, bound)
+        context["preview"] = preview_event(event=case.event, current=True)
+    elif can_triage:
+        context["forms"] = {"comment": CommentForm(auto_id="comment-id_%s")}
+    return context
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_CASES, raise_exception=True)
+@vary_on_headers("HX-Request")
+def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    context = _case_context(request, case)
+    template = "exceptions/case.html#case" if request.htmx else "exceptions/case.html"
+    return render(request, template, context)
+
+
+def _get_case(pk: int) -> ExceptionCase:
+    try:
+        return selectors.case_for_page(pk)
+    except ExceptionCase.DoesNotExist as exc:
+        raise Http404("No such case.") from exc
+
+
+ACTION_FORMS = {
+    "claim": ActionForm,
+    "acknowledge": ActionForm,
+    "assign": AssignForm,
+    "snooze": SnoozeForm,
+    "resolve": ResolveForm,
+    "dismiss": DismissForm,
+    "retry": ActionForm,
+    "replay": ReplayForm,
+    "replay_edit": ReplayEditForm,
+}
+DONE = {
+    "claim": "Case {pk} is yours.",
+    "acknowledge": "Case {pk} acknowledged.",
+    "assign": "Case {pk} assigned.",
+    "snooze": "Case {pk} snoozed.",
+    "resolve": "Case {pk} resolved.",
+    "dismiss": "Case {pk} dismissed.",
+    "retry": "Case {pk}: the failed step will run again.",
+    "replay": "Case {pk} replayed as event {event}.",
+    "replay_edit": "Case {pk} replayed with the edited payload as event {event}.",
+}
+
+
+def _perform(action: str, case: ExceptionCase, form: Any, actor: Any) -> dict[str, Any]:
+    data = form.cleaned_data
+    common = {"case": case, "actor": actor, "version": data["version"], "note": data["note"]}
+    replay = None
+    if action == "claim":
+        services.case_claim(**common)
+    elif action == "acknowledge":
+        services.case_acknowledge(**common)
+    elif action == "assign":
+        kwargs: dict[str, Any] = {}
+        if data.get("team"):
+            kwargs["team"] = data["team"]
+        if data.get("person"):
+            kwargs["user"] = person_value(data["person"], me=actor)
+        services.case_assign(**common, **kwargs)
+    elif action == "snooze":
+        services.case_snooze(**common, until=form.until())
+    elif action == "resolve":
+        services.case_resolve(**common, resolution=data["resolution"])
+    elif action == "dismiss":
+        services.case_dismiss(**common, reason=data["reason"])
+    elif action == "retry":
+        services.case_retry(**common)
+    elif action == "replay":
+        _, replay = services.case_replay(**common, run_version=data["run_version"])
+    elif action == "replay_edit":
+        _, replay = services.case_replay(**common, run_version="current", payload=data["payload"])
+    return {"pk": case.pk, "event": replay.pk if replay is not None else ""}
+
+
+def _from_queue(request: HttpRequest) -> bool:
+    current = request.htmx.current_url if request.htmx else None
+    return bool(current) and urlsplit(current).path == reverse("queue")
+
+
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return fallback
+
+
+@require_POST
+@login_required
+@permission_required(TRIAGE, raise_exception=True)
+def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Every action on one case: the form says what, the service does it or says why not."""
+    form_class = ACTION_FORMS.get(action)
+    if form_class is None:
+        raise Http404("No such action.")
+    case = _get_case(pk)
+    prefix = "edit" if action == "replay_edit" else action
+    form = form_class(request.POST, auto_id=f"{prefix}-id_%s")
+    status, flash, kind = 200, "", ""
+    if not form.is_valid():
+        status, kind = 422, "error"
+        flash = "Not done: " + " ".join(e for errors in form.errors.values() for e in errors)
+    else:
+        try:
+            done = _perform(action, case, form, request.user)
+            flash = DONE[action].format(**done)
+            form = None
+        except CaseConflict as conflict:
+            status, kind, flash, form = 409, "conflict", str(conflict), None
+        except CaseActionRefused as refused:
+            status, kind, flash = 422, "error", f"Not done: {refused}"
+    fresh = _get_case(pk)
+    if _from_queue(request):
+        return _render_results(
+            request, _queue_params(request), status=status, flash=flash, flash_kind=kind
+        )
+    if request.htmx:
+        context = _case_context(
+            request,
+            fresh,
+            bound=(action, form) if form is not None else None,
+            flash=flash,
+            flash_kind=kind,
+        )
+        return render(request, "exceptions/case.html#case", context, status=status)
+    if status == 422 and form is not None:
+        context = _case_context(request, fresh, bound=(action, form), flash=flash, flash_kind=kind)
+        return render(request, "exceptions/case.html", context, status=status)
+    if kind:
+        messages.error(request, flash)
+    else:
+        messages.success(request, flash)
+    return redirect(_safe_next(request, reverse("case", args=[pk])))
+
+
+@require_POST
+@login_required
+@permission_required(TRIAGE, raise_exception=True)
+def case_comment(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _get_case(pk)
+    form = CommentForm(request.POST, auto_id="comment-id_%s")
+    status, flash, kind = 200, "Comment added.", ""
+    if form.is_valid():
+        try:
+            services.case_comment(case=case, actor=request.user, body=form.cleaned_data["body"])
+        except CaseActionRefused as refused:
+            status, flash, kind = 422, str(refused), "error"
+    else:
+        status, flash, kind = 422, "Write something to comment.", "error"
+    if request.htmx:
+        context = _case_context(request, _get_case(pk), flash=flash, flash_kind=kind)
+        return render(request, "exceptions/case.html#case", context, status=status)
+    (messages.error if kind else messages.success)(request, flash)
+    return redirect("case", pk=pk)
+
+
+@require_POST
+@login_required
+@permission_required(TRIAGE, raise_exception=True)
+def case_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """What the current version would decide for an edited payload. Reads only."""
+    case = _get_case(pk)
+    form = PreviewForm(request.POST)
+    context: dict[str, Any] = {"case": case, "edited": True}
+    status = 200
+    if form.is_valid():
+        context["preview"] = preview_event(event=case.event, payload=form.cleaned_data["payload"])
+    else:
+        context["preview_error"] = " ".join(form.errors.get("payload", ["Not valid."]))
+        status = 422
+    if not request.htmx:
+        raise PermissionDenied("The preview is a part of the case page.")
+    return render(request, "exceptions/case.html#preview", context, status=status)
+
+
+# --- any event --------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+@permission_required("workflows.view_event", raise_exception=True)
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        event = selectors.event_for_page(pk)
+    except selectors.Event.DoesNotExist as exc:
+        raise Http404("No such event.") from exc
+    story = selectors.event_story(event=event)
+    context = {
+        "event": event,
+        "story": story,
+        "now": timezone.now(),
+        "can_triage": request.user.has_perm(TRIAGE),
+        "queue_for_event": f"{reverse('queue')}?{urlencode({'q': event.pk})}",
+    }
+    return render(request, "exceptions/event.html", context)

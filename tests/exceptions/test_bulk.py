@@ -1,0 +1,97 @@
+"""Bulk jobs: a fixed list of cases worked through in chunks, with counters a page can poll."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AuditEntry
+from exceptions import services, tasks
+from exceptions.models import BulkJob, BulkJobItem, CaseState, ExceptionCase
+from tests.exceptions import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_job_runs_in_chunks_and_skips_what_no_longer_applies(operator, monkeypatch) -> None:
+    cases = [factories.case() for _ in range(5)]
+    services.case_resolve(case=cases[0], actor=operator, resolution="duplicate")
+    job = services.bulk_job_create(
+        actor=operator,
+        action="acknowledge",
+        params={},
+        note="morning triage",
+        cases=ExceptionCase.objects.all(),
+        scope="test",
+    )
+    assert job.total == 5 and BulkJobItem.objects.filter(job=job).count() == 5
+    start = AuditEntry.objects.get(action="bulk.start")
+    assert (start.reason, start.after["total"]) == ("morning triage", 5)
+
+    assert services.bulk_job_run_chunk(job_id=job.pk, size=2) is True
+    job.refresh_from_db()
+    assert (job.state, job.done) == ("running", 2)
+    while services.bulk_job_run_chunk(job_id=job.pk, size=2):
+        pass
+    job.refresh_from_db()
+    assert (job.state, job.done, job.succeeded, job.skipped, job.failed) == ("done", 5, 4, 1, 0)
+    skipped = BulkJobItem.objects.get(job=job, state="skipped")
+    assert skipped.case_id == cases[0].pk and "already resolved" in skipped.message
+    assert ExceptionCase.objects.filter(state=CaseState.ACKNOWLEDGED).count() == 4
+    assert (
+        AuditEntry.objects.filter(action="case.acknowledge", reason="morning triage").count() == 4
+    )
+
+
+def test_the_task_hands_the_next_chunk_to_a_new_task(operator, monkeypatch) -> None:
+    for _ in range(3):
+        factories.case()
+    job = services.bulk_job_create(
+        actor=operator, action="snooze", params={"until": "2999-01-01T00:00:00+00:00"},
+        note="", cases=ExceptionCase.objects.all(), scope="test",
+    )  # fmt: skip
+    sent = []
+    monkeypatch.setattr(tasks.bulk_run, "apply_async", lambda **kw: sent.append(kw))
+    monkeypatch.setattr(services, "BULK_CHUNK_SIZE", 2)
+    tasks.bulk_run(job.pk)
+    assert sent == [{"args": [job.pk], "queue": "default"}]
+    tasks.bulk_run(job.pk)
+    assert len(sent) == 1  # the last chunk finished the job: nothing more to send
+    job.refresh_from_db()
+    assert (job.state, job.succeeded) == ("done", 3)
+
+
+def test_a_failing_case_does_not_stop_the_others(operator, monkeypatch) -> None:
+    first, _ = factories.case(), factories.case()
+    real = services.case_acknowledge
+
+    def flaky(*, case, **kwargs):
+        if case.pk == first.pk:
+            raise RuntimeError("disk full")
+        return real(case=case, **kwargs)
+
+    monkeypatch.setattr(services, "case_acknowledge", flaky)
+    job = services.bulk_job_create(
+        actor=operator, action="acknowledge", params={}, note="",
+        cases=ExceptionCase.objects.all(), scope="test",
+    )  # fmt: skip
+    services.bulk_job_run_inline(job=job)
+    job.refresh_from_db()
+    assert (job.succeeded, job.failed, job.state) == (1, 1, "done")
+    assert "RuntimeError: disk full" in BulkJobItem.objects.get(state="failed").message
+
+
+def test_enqueue_never_raises_when_the_broker_is_down(monkeypatch) -> None:
+    def down(**kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.bulk_run, "apply_async", down)
+    assert tasks.bulk_job_enqueue(1) is False
+
+
+def test_bulk_job_rows_are_unique_per_case(operator) -> None:
+    case = factories.case()
+    job = services.bulk_job_create(
+        actor=operator, action="retry", params={}, note="",
+        cases=ExceptionCase.objects.filter(pk=case.pk), scope="test",
+    )  # fmt: skip
+    assert BulkJob.objects.get().total == 1 and job.items.count() == 1
