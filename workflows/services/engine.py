@@ -1061,9 +1061,7 @@ def _write_batch_atomic(runs: list[_Run], token: str) -> tuple[list[int], int]:
         Decision.objects.bulk_create([d for run in runs for d in run.decisions])
         Attempt.objects.bulk_create([a for run in runs for a in run.attempts])
         Outcome.objects.bulk_create([o for run in runs for o in run.outcomes])
-        Event.objects.filter(claimed_by=token, state=EventState.PROCESSING).bulk_update(
-            [run.event for run in runs], EVENT_FIELDS
-        )
+        _update_events([run.event for run in runs], token)
         _send_attention(runs)
     except BaseException:
         for run, decisions, attention in marks:
@@ -1071,6 +1069,28 @@ def _write_batch_atomic(runs: list[_Run], token: str) -> tuple[list[int], int]:
             del run.attention[attention:]
         raise
     return [run.event.pk for run in runs], lost
+
+
+def _update_events(events: list[Event], token: str) -> None:
+    """One parametrized UPDATE per row, sent together (psycopg pipelines executemany).
+
+    bulk_update's CASE expressions cost more Python time than the whole rest of a batch's
+    write; the rows are locked and ours, so plain per-row updates are both simpler and faster.
+    """
+    fields = [Event._meta.get_field(name) for name in EVENT_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)  # type: ignore[union-attr]
+    sql = (
+        f"UPDATE {quote(Event._meta.db_table)} SET {assignments} "  # noqa: S608 (names from the model)
+        f"WHERE id = %s AND claimed_by = %s AND state = %s"
+    )
+    rows = [
+        [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+        + [event.pk, token, EventState.PROCESSING.value]
+        for event in events
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _send_attention(runs: list[_Run]) -> None:
