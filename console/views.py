@@ -5,11 +5,13 @@ from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from audit import selectors as audit_selectors
 from console import health
+from console import selectors as console_selectors
 from console.services import session_login, session_logout
 
 
@@ -19,6 +21,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {
         "checks": {"database": health.check_database(), "broker": health.check_broker()},
     }
+    if request.user.has_perm("exceptions.view_exceptioncase"):
+        context["queue"] = console_selectors.queue_counts(request=request)
+    if request.user.has_perm("workflows.view_event"):
+        context["recent"] = console_selectors.recent_events(now=timezone.now())
     if request.user.has_perm("audit.view_auditentry"):
         context["chain"] = audit_selectors.chain_status()
         context["recent_entries"] = audit_selectors.recent_entries(limit=8)

@@ -98,3 +98,24 @@ def test_overview_shows_audit_activity_to_roles_that_may_read_it(
     html = client.get("/").content.decode()
     assert "Recent activity" not in html
     assert "no role" in html
+
+
+def test_overview_counts_the_queue_views_and_recent_events(
+    client, operator, django_assert_max_num_queries
+) -> None:
+    from tests.exceptions import factories
+
+    flow = factories.workflow()
+    mine = factories.case(flow=flow)
+    mine.owner_user = operator
+    mine.save()
+    factories.case(flow=flow)
+    client.force_login(operator)
+    response = client.get("/")
+    html = response.content.decode()
+    counts = {view.name: view.count for view in response.context["queue"]}
+    assert counts == {"My open": 1, "Unassigned": 1, "Breached SLA": 0, "All open": 2}
+    assert 'owner=me">My open</a>' in html
+    assert "Events, last 24 hours" in html
+    with django_assert_max_num_queries(25):
+        client.get("/")
