@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from workflows.definitions import json_type, json_type_matches
 from workflows.models import Event, Team, WorkflowVersion
 from workflows.rules import CompiledWorkflow, compiled_version, evaluate, inputs_read, resolve_path
 from workflows.selectors import active_members
@@ -80,27 +81,6 @@ class Preview:
         return "would route and run the action"
 
 
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _type_fits(value: Any, expected: str) -> bool:
-    actual = json_type(value)
-    return actual == expected or (expected == "number" and actual == "integer")
-
-
 def validation_problems(compiled: CompiledWorkflow, payload: Any) -> list[FieldProblem]:
     """The required fields the payload misses or has with the wrong JSON type."""
     problems = []
@@ -109,7 +89,7 @@ def validation_problems(compiled: CompiledWorkflow, payload: Any) -> list[FieldP
         found, value = resolve_path(document, f"payload.{spec.path}")
         if not found:
             problems.append(FieldProblem(spec.path, spec.type, "missing"))
-        elif not _type_fits(value, spec.type):
+        elif not json_type_matches(value, spec.type):
             problems.append(FieldProblem(spec.path, spec.type, f"is {json_type(value)}"))
     return problems
 

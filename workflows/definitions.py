@@ -60,6 +60,36 @@ class Owners:
     users: set[str] = field(default_factory=set)
 
 
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded JSON value (bool is not a number)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__
+
+
+def json_type_matches(value: Any, expected: str) -> bool:
+    """Whether a value satisfies a required field's type, as the engine validates it."""
+    actual = json_type(value)
+    if expected == "integer":
+        # 3.0 is a JSON number with no fraction, as JSON Schema counts it.
+        return actual == "integer" or (actual == "number" and float(value).is_integer())
+    if expected == "number":
+        return actual in ("integer", "number")
+    return actual == expected
+
+
 def content_hash(definition: dict[str, Any]) -> str:
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

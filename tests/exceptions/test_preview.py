@@ -66,3 +66,19 @@ def test_previewing_writes_nothing() -> None:
         preview_event(event=case.event, current=False)
     writes = [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")]
     assert writes == []
+
+
+def test_the_preview_validates_types_exactly_as_the_engine_does() -> None:
+    from exceptions.preview import validation_problems
+    from workflows.rules import compile_definition
+
+    definition = {
+        "slug": "s", "name": "s", "owner": "t", "fallback_owners": [],
+        "required_fields": [{"path": "size", "type": "integer"}],
+        "enrich": [], "routes": [], "review": [], "action": {"type": "none"},
+        "retry": {"schedule": []}, "outcome": {"confirm_within": None},
+        "sla": {"acknowledge_within": None, "resolve_within": None},
+    }  # fmt: skip
+    compiled = compile_definition(definition, version_number=1)
+    assert validation_problems(compiled, {"size": 3.0}) == []  # a whole number, as JSON counts it
+    assert [p.path for p in validation_problems(compiled, {"size": 3.5})] == ["size"]

@@ -12,8 +12,8 @@ from exceptions.models import ExceptionCase
 from tests.factories import UserFactory
 from tests.workflows.conftest import Sink, process_due, reload
 from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, MembershipFactory, event_create
+from workflows.definitions import json_type, json_type_matches
 from workflows.models import Decision, EventState, Step, Team, WorkflowVersion
-from workflows.services.engine import json_type, json_type_matches
 
 pytestmark = pytest.mark.django_db
 

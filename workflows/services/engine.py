@@ -27,6 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audit.services import audit_record
+from workflows.definitions import json_type, json_type_matches
 from workflows.delivery import Verdict, WebhookRequest, WebhookResult, webhook_body, webhooks_send
 from workflows.dispatch import wake_workers
 from workflows.models import (
@@ -328,34 +329,6 @@ def _run_steps(run: _Run, owners: _OwnerDirectory) -> None:
 
 
 # --- validate ---------------------------------------------------------------------------------
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return type(value).__name__
-
-
-def json_type_matches(value: Any, expected: str) -> bool:
-    actual = json_type(value)
-    if expected == "integer":
-        # 3.0 is a JSON number with no fraction, as JSON Schema counts it.
-        return actual == "integer" or (actual == "number" and float(value).is_integer())
-    if expected == "number":
-        return actual in ("integer", "number")
-    return actual == expected
 
 
 def _validate(run: _Run) -> bool:
