@@ -243,6 +243,27 @@ def test_a_second_callback_outcome_is_409(api: Api, make_event: Callable[..., Ev
     assert Outcome.objects.filter(event=event).count() == 1
 
 
+def test_after_a_retry_the_destination_may_report_on_the_new_delivery(
+    api: Api, make_event: Callable[..., Event]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    first_claim = timezone.now() - timedelta(minutes=10)
+    event = make_event(EventState.DELIVERED, claimed_at=first_claim)
+    assert api.post(f"/events/{event.pk}/outcome", {"status": "failed"}).status_code == 200
+    # An operator retries; the engine claims and delivers the event again.
+    Event.objects.filter(pk=event.pk).update(state=EventState.DELIVERED, claimed_at=timezone.now())
+
+    second = api.post(f"/events/{event.pk}/outcome", {"status": "achieved"})
+
+    assert second.status_code == 200
+    event.refresh_from_db()
+    assert event.state == EventState.SUCCEEDED
+    assert Outcome.objects.filter(event=event, source="callback").count() == 2
+
+
 @pytest.mark.parametrize(
     "body",
     [

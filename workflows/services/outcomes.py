@@ -46,7 +46,7 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
     A delivered event (awaiting confirmation) closes: achieved -> succeeded, failed ->
     needs_attention with an outcome_failed case. An event not yet delivered only gets the
     outcome recorded; the engine sees it when delivery completes. A closed event, or one
-    whose destination already reported, is refused with OutcomeConflict.
+    whose destination already reported on its latest delivery, is refused with OutcomeConflict.
     """
     if status not in (OutcomeStatus.ACHIEVED, OutcomeStatus.FAILED):
         raise ValueError(f"a destination reports achieved or failed, not {status!r}")
@@ -57,8 +57,13 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
     )
     if event.state in TERMINAL_STATES:
         raise OutcomeConflict(f"event {event.pk} is already {event.state}")
-    if event.outcomes.filter(source=OutcomeSource.CALLBACK).exists():
-        raise OutcomeConflict(f"an outcome was already reported for event {event.pk}")
+    # One callback per delivery: a retry claims the event again, and the destination may then
+    # report on the new delivery even though it reported on an earlier one.
+    reported = event.outcomes.filter(source=OutcomeSource.CALLBACK)
+    if event.claimed_at is not None:
+        reported = reported.filter(observed_at__gte=event.claimed_at)
+    if reported.exists():
+        raise OutcomeConflict(f"an outcome was already reported for this delivery of {event.pk}")
 
     now = timezone.now()
     before_state = event.state
