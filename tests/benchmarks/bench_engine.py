@@ -10,6 +10,8 @@
    the rate at which the same two processes drain N no-op Celery tasks.
 
 Needs DATABASE_URL and REDIS_URL (make bench starts the embedded servers otherwise) and wrk.
+BENCH_PART=ingest or processing runs one half; BENCH_SECONDS, BENCH_CONNECTIONS and
+BENCH_EVENTS change the load.
 It uses its own database, handoff_bench, dropped and created afresh.
 """
 
@@ -339,8 +341,11 @@ def main() -> None:
     sink = SinkServer(("127.0.0.1", sink_port), Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     token = setup_workflow(f"http://127.0.0.1:{sink_port}/hook")
-    bench_ingest(token)
-    bench_processing()
+    part = os.environ.get("BENCH_PART", "all")  # "ingest", "processing" or "all"
+    if part in ("all", "ingest"):
+        bench_ingest(token)
+    if part in ("all", "processing"):
+        bench_processing()
     sink.shutdown()
 
 
