@@ -208,8 +208,8 @@ class Event(models.Model):
 
     @property
     def webhook_id(self) -> str:
-        """The id receivers dedup on: the same for every attempt of this event."""
-        return f"evt_{self.pk}"
+        """The id receivers dedup on: the event's id (DESIGN.md section 3), on every attempt."""
+        return str(self.pk)
 
 
 class Decision(models.Model):
