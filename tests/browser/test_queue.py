@@ -11,12 +11,10 @@ import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import Page, expect
@@ -25,6 +23,7 @@ from exceptions.models import BulkJob, CaseState, ExceptionCase
 from exceptions.selectors import DEFAULT_VIEWS
 from tests.exceptions import factories
 from tests.factories import UserFactory
+from tests.workers import subprocess_database_url
 from workflows.models import Attempt, Decision, Event, Outcome
 
 pytestmark = [
@@ -220,11 +219,9 @@ def test_keyboard_only_triage_of_three_cases(live_server, page: Page) -> None:
 @pytest.fixture
 def celery_worker() -> Iterator[subprocess.Popen]:
     """A real worker on the default queue, against the test database."""
-    db = connection.settings_dict
-    url = f"postgres://{quote(db['USER'] or '')}:{quote(str(db['PASSWORD'] or ''))}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {
         **os.environ,
-        "DATABASE_URL": url,
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "console.settings.test",
         "DJANGO_ALLOW_ASYNC_UNSAFE": "",

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from standardwebhooks import Webhook
 
 from console.celery import app as celery_app
+from tests.workers import subprocess_database_url
 from tests.workflows.factories import (
     LEAD_TEAMS,
     MembershipFactory,
@@ -201,17 +200,6 @@ def reload(event: Event) -> Event:
 # --- a real Celery worker ---------------------------------------------------------------------
 
 
-def worker_database_url() -> str:
-    """The URL of the database this test run uses: the test database, not the configured one."""
-    conf = connection.settings_dict
-    auth = quote(conf.get("USER") or "", safe="")
-    if conf.get("PASSWORD"):
-        auth += ":" + quote(conf["PASSWORD"], safe="")
-    host = conf.get("HOST") or "127.0.0.1"
-    port = conf.get("PORT") or "5432"
-    return f"postgres://{auth}@{host}:{port}/{quote(conf['NAME'], safe='')}"
-
-
 def purge_queue(name: str) -> None:
     with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge(name)
@@ -225,7 +213,7 @@ class CeleryWorker:
         self.node = f"e2e-{os.getpid()}-{time.monotonic_ns()}@{socket.gethostname()}"
         self.env = {
             **os.environ,
-            "DATABASE_URL": worker_database_url(),
+            "DATABASE_URL": subprocess_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "DJANGO_SETTINGS_MODULE": "console.settings.test",
             **env,
