@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 from ninja import Field, Header, Router, Schema, Status
 from ninja.parser import Parser
@@ -20,7 +21,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
 from audit.actors import actor_for_token
-from workflows.auth import token_may_use, workflows_visible_to
+from workflows.auth import workflows_visible_to
 from workflows.models import ApiToken, Event, Workflow
 from workflows.services.ingest import (
     IdempotencyConflict,
@@ -182,10 +183,14 @@ def workflow_for(token: ApiToken, slug: str) -> Workflow:
     """The workflow the token may send to: 404 unknown_workflow, 403 forbidden."""
     workflow = None
     if _SLUG.match(slug):
-        workflow = Workflow.objects.filter(slug=slug).first()
+        # The scope check rides along: one query on the ingest path instead of two.
+        scoped = ApiToken.workflows.through.objects.filter(
+            apitoken_id=token.pk, workflow_id=OuterRef("pk")
+        )
+        workflow = Workflow.objects.filter(slug=slug).annotate(in_scope=Exists(scoped)).first()
     if workflow is None or workflow.current_version_id is None:
         raise ApiError(404, "unknown_workflow", f"There is no workflow {slug[:64]!r}.")
-    if not token_may_use(token, workflow):
+    if not (token.all_workflows or workflow.in_scope):  # type: ignore[attr-defined]
         raise ApiError(
             403, "forbidden", f"This token is not scoped to the workflow {workflow.slug!r}."
         )

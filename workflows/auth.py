@@ -62,11 +62,6 @@ def _touch(token: ApiToken) -> None:
     token.last_used_at = now
 
 
-def token_may_use(token: ApiToken, workflow: Workflow) -> bool:
-    """Whether the token is scoped to the workflow."""
-    return token.all_workflows or token.workflows.filter(pk=workflow.pk).exists()
-
-
 def workflows_visible_to(token: ApiToken) -> Any:
     """The workflows a token may see, as a queryset (for filtering other queries)."""
     if token.all_workflows:
