@@ -51,6 +51,20 @@ def discover(data_dir: Path) -> Servers | None:
     return servers if _pid_alive(servers.holder_pid) else None
 
 
+def default_urls(data_dir: Path) -> tuple[str, str]:
+    """Where the embedded servers listen when they run: (database URL, Redis URL).
+
+    Settings fall back to these when nothing else is configured, so commands that need no
+    server (makemigrations, check, collectstatic) work anywhere, and one that does need a
+    server fails on connecting, naming the socket it tried.
+    """
+    data_dir = Path(data_dir).resolve()
+    return (
+        f"postgresql://postgres:@/{DATABASE_NAME}?host={data_dir / 'pg'}",
+        f"unix://{data_dir / 'redis' / 'redis.sock'}",
+    )
+
+
 def celery_broker_url(redis_url: str) -> str:
     """Kombu names a Redis unix socket redis+socket://, redis-py names it unix://."""
     if redis_url.startswith("unix://"):

@@ -48,21 +48,14 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
-# Without DATABASE_URL / REDIS_URL the embedded servers started by `make run` (their
-# addresses are recorded under .data/) are used, so manage.py reaches the running console.
+# Without DATABASE_URL / REDIS_URL the embedded servers of `make run` are used: the addresses
+# they recorded under .data/ while running, or where they listen when started.
 _embedded = embedded.discover(DATA_DIR)
-DATABASE_URL = os.environ.get("DATABASE_URL") or (_embedded.database_url if _embedded else "")
-REDIS_URL = os.environ.get("REDIS_URL") or (_embedded.redis_url if _embedded else "")
-if not DATABASE_URL:
-    raise ImproperlyConfigured(
-        "DATABASE_URL is not set and no embedded PostgreSQL is running under "
-        f"{DATA_DIR}. Set DATABASE_URL, or start the console with `make run`."
-    )
-if not REDIS_URL:
-    raise ImproperlyConfigured(
-        "REDIS_URL is not set and no embedded Redis is running under "
-        f"{DATA_DIR}. Set REDIS_URL, or start the console with `make run`."
-    )
+_default_database_url, _default_redis_url = (
+    (_embedded.database_url, _embedded.redis_url) if _embedded else embedded.default_urls(DATA_DIR)
+)
+DATABASE_URL = os.environ.get("DATABASE_URL") or _default_database_url
+REDIS_URL = os.environ.get("REDIS_URL") or _default_redis_url
 
 DATABASES = {
     "default": dj_database_url.parse(

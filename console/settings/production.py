@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
 from .base import SECRET_KEY, env_bool, env_int
 
 DEBUG = False
+for _name in ("DATABASE_URL", "REDIS_URL"):
+    # Production never falls back to the embedded servers of a development checkout.
+    if not os.environ.get(_name):
+        raise ImproperlyConfigured(f"{_name} must be set in production")
 if len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be set to a random string of 50 or more characters")
 

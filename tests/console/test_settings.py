@@ -46,6 +46,34 @@ def test_production_refuses_to_start_without_a_real_secret_key() -> None:
     assert "SECRET_KEY must be set" in result.stderr
 
 
+def manage_without_servers(
+    data_dir: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, "HANDOFF_DATA_DIR": str(data_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_commands_that_need_no_server_run_without_one(tmp_path: Path) -> None:
+    result = manage_without_servers(tmp_path, "makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+
+
+def test_production_refuses_to_fall_back_to_embedded_servers(tmp_path: Path) -> None:
+    result = manage_without_servers(
+        tmp_path, "check", DJANGO_SETTINGS_MODULE="console.settings.production", SECRET_KEY="k" * 60
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL must be set in production" in result.stderr
+
+
 def test_a_bad_boolean_in_the_environment_is_a_clear_error() -> None:
     result = manage("check", DEBUG="maybe")
     assert result.returncode != 0
