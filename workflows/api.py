@@ -22,12 +22,12 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificati
 
 from audit.actors import actor_for_token
 from workflows.auth import workflows_visible_to
+from workflows.canonical import canonical_json
 from workflows.models import ApiToken, Event, Workflow
 from workflows.services.ingest import (
     IdempotencyConflict,
     IncomingEvent,
     UnknownWorkflow,
-    canonical_json,
     event_ingest,
     event_ingest_batch,
     unstorable_reason,

@@ -8,8 +8,6 @@ with cosmetic changes creates no new version.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,11 +86,6 @@ def json_type_matches(value: Any, expected: str) -> bool:
     if expected == "number":
         return actual in ("integer", "number")
     return actual == expected
-
-
-def content_hash(definition: dict[str, Any]) -> str:
-    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_duration(value: Any) -> float | None:

@@ -4,7 +4,6 @@ for a while, large refunds that need a manager, refunds the provider never confi
 
 from __future__ import annotations
 
-import hashlib
 import random
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,9 @@ from django.conf import settings
 from django.db import transaction
 
 from audit.actors import SYSTEM
-from workflows.models import ApiToken, Event, Workflow
-from workflows.services.ingest import canonical_json, event_ingest
+from workflows.canonical import canonical_hash
+from workflows.models import ApiToken, Workflow
+from workflows.services.ingest import event_ingest
 from workflows.services.tokens import api_token_create, api_token_revoke
 
 DEMO_TOKEN_NAME = "demo-destination"  # noqa: S105 (a name, not a secret)
@@ -133,17 +133,14 @@ def demo_events_ensure(*, seed: int = 7) -> int:
         workflow = Workflow.objects.get(slug=slug)
         for n in range(count):
             payload = generator(rng, n)
-            key = f"demo-{slug}-{n}"
-            if Event.objects.filter(workflow=workflow, idempotency_key=key).exists():
-                continue
-            with transaction.atomic():
-                _, duplicate = event_ingest(
-                    workflow=workflow,
-                    payload=payload,
-                    raw_body_hash=hashlib.sha256(canonical_json(payload)).hexdigest(),
-                    idempotency_key=key,
-                    headers={"content-type": "application/json", "user-agent": "handoff-demo"},
-                    source="demo",
-                )
+            # The idempotency key makes a second seeding store nothing again.
+            _, duplicate = event_ingest(
+                workflow=workflow,
+                payload=payload,
+                raw_body_hash=canonical_hash(payload),
+                idempotency_key=f"demo-{slug}-{n}",
+                headers={"content-type": "application/json", "user-agent": "handoff-demo"},
+                source="demo",
+            )
             created += not duplicate
     return created

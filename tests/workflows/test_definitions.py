@@ -7,7 +7,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import AuditEntry
-from workflows.definitions import DefinitionError, Owners, content_hash, parse_definition
+from workflows.canonical import canonical_hash
+from workflows.definitions import DefinitionError, Owners, parse_definition
 from workflows.models import Event, Team, Workflow, WorkflowVersion
 from workflows.rules import compiled_version
 
@@ -79,7 +80,7 @@ def test_cosmetic_changes_do_not_change_the_content_hash() -> None:
         "# team slug", "# owns every lead"
     )
     second = parse_definition(respelled, filename="b.yaml", owners=OWNERS)
-    assert content_hash(first) == content_hash(second)
+    assert canonical_hash(first) == canonical_hash(second)
 
 
 @pytest.mark.parametrize(

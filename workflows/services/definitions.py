@@ -12,11 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from workflows.canonical import canonical_hash
 from workflows.definitions import (
     DefinitionError,
     Owners,
     Problem,
-    content_hash,
     parse_definition,
 )
 from workflows.models import Membership, Team, Workflow, WorkflowVersion
@@ -122,7 +122,7 @@ def workflows_load(*, sources: list[tuple[str, str]], actor: Any) -> list[LoadRe
 
 
 def _load_one(filename: str, text: str, definition: dict[str, Any], actor: Any) -> LoadResult:
-    digest = content_hash(definition)
+    digest = canonical_hash(definition)
     workflow, created = Workflow.objects.select_for_update().get_or_create(
         slug=definition["slug"],
         defaults={"name": definition["name"], "signing_secret": new_signing_secret()},

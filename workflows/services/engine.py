@@ -27,6 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audit.services import audit_record
+from workflows.canonical import canonical_hash
 from workflows.definitions import json_type, json_type_matches
 from workflows.delivery import Verdict, WebhookRequest, WebhookResult, webhook_body, webhooks_send
 from workflows.dispatch import wake_workers
@@ -54,7 +55,7 @@ from workflows.rules import (
     resolve_path,
 )
 from workflows.selectors import active_members
-from workflows.services.ingest import payload_hash, unstorable_reason
+from workflows.services.ingest import unstorable_reason
 from workflows.signals import attention_needed
 
 logger = logging.getLogger(__name__)
@@ -1153,7 +1154,7 @@ def event_replay(
         workflow=original.workflow,
         version=target,
         payload=payload,
-        payload_hash=payload_hash(payload),
+        payload_hash=canonical_hash(payload),
         source="replay",
         headers={
             "x-handoff-replay-of": str(original.pk),

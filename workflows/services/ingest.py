@@ -7,8 +7,6 @@ saves the sweeper's delay and never makes ingest wait on, or fail with, the brok
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from workflows.canonical import canonical_hash
 from workflows.dispatch import wake_workers
 from workflows.models import Event, EventState, Step, Workflow
 
@@ -55,17 +54,6 @@ class IncomingEvent:
     payload: dict[str, Any]
     idempotency_key: str | None = None
     raw_body_hash: str = ""
-
-
-def canonical_json(value: Any) -> bytes:
-    """The one byte form of a JSON value that its hash is taken over."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
-
-
-def payload_hash(payload: Any) -> str:
-    return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
 def unstorable_reason(value: Any) -> str | None:
@@ -149,7 +137,7 @@ def _store(
 ) -> list[tuple[Event, bool]]:
     if workflow.current_version_id is None:
         raise UnknownWorkflow(workflow.slug)
-    hashes = [payload_hash(item.payload) for item in items]
+    hashes = [canonical_hash(item.payload) for item in items]
 
     # The first item with a key speaks for it; a later one must carry the same payload.
     first_with_key: dict[str, int] = {}
