@@ -36,6 +36,7 @@ from exceptions.models import (
 )
 from workflows.models import Event, EventState, Team
 from workflows.rules import compiled_version
+from workflows.services import engine
 
 BULK_CHUNK_SIZE = 100
 # Up to this many cases a bulk action runs inside the request; above it, as a Celery job.
@@ -315,19 +316,10 @@ def _close_changes(*, state: str, code: str, note: str, actor: Any) -> dict[str,
 def _event_close(*, event_id: int, state: str) -> bool:
     """Close an event that only this case was holding (needs_attention, no other open case)."""
     blocked = ExceptionCase.objects.filter(event_id=event_id, state__in=OPEN_STATES).exists()
-    if blocked:
-        return False
-    now = timezone.now()
-    return bool(
-        Event.objects.filter(pk=event_id, state=EventState.NEEDS_ATTENTION).update(
-            state=state, completed_at=now, updated_at=now
-        )
-    )
+    return not blocked and engine.event_close(event_id=event_id, state=state)
 
 
 def _engine_retry(*, event_id: int, actor: Any, note: str, clear_review: bool = False) -> None:
-    from workflows.services import engine
-
     event = Event.objects.get(pk=event_id)
     try:
         engine.event_retry(event=event, actor=actor, note=note, clear_review=clear_review)
@@ -338,8 +330,6 @@ def _engine_retry(*, event_id: int, actor: Any, note: str, clear_review: bool = 
 def _engine_replay(
     *, event_id: int, actor: Any, version: str, payload: dict[str, Any] | None, note: str
 ) -> Event:
-    from workflows.services import engine
-
     event = Event.objects.get(pk=event_id)
     try:
         return engine.event_replay(

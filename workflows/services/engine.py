@@ -1076,6 +1076,21 @@ def _send_attention(runs: list[_Run]) -> None:
 # --- operators' retry and replay --------------------------------------------------------------
 
 
+def event_close(*, event_id: int, state: str) -> bool:
+    """Close an event that was waiting for a person (needs_attention) as failed or cancelled.
+
+    The caller decides that nothing else holds the event; the update is conditional, so an
+    event that moved on meanwhile (retried, delivered) keeps its state. True if it closed.
+    """
+    if state not in (EventState.FAILED, EventState.CANCELLED):
+        raise ValueError(f"an event closes as failed or cancelled, not {state!r}")
+    now = timezone.now()
+    closed = Event.objects.filter(pk=event_id, state=EventState.NEEDS_ATTENTION).update(
+        state=state, completed_at=now, updated_at=now
+    )
+    return bool(closed)
+
+
 @transaction.atomic
 def event_retry(*, event: Event, actor: Any, note: str = "", clear_review: bool = False) -> Event:
     """Rerun the step that stopped the event; its next attempt records this person.
