@@ -4,10 +4,7 @@ replay run by a real Celery worker, and what an auditor sees."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +20,7 @@ from exceptions.models import BulkJob, CaseState, ExceptionCase
 from exceptions.selectors import DEFAULT_VIEWS
 from tests.exceptions import factories
 from tests.factories import UserFactory
-from tests.workers import subprocess_database_url
+from tests.workers import CeleryWorker, purge_queue
 from workflows.models import Attempt, Decision, Event, Outcome
 
 pytestmark = [
@@ -217,41 +214,14 @@ def test_keyboard_only_triage_of_three_cases(live_server, page: Page) -> None:
 
 
 @pytest.fixture
-def celery_worker() -> Iterator[subprocess.Popen]:
+def celery_worker(tmp_path: Path) -> Iterator[CeleryWorker]:
     """A real worker on the default queue, against the test database."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "console.settings.test",
-        "DJANGO_ALLOW_ASYNC_UNSAFE": "",
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "console.celery", "worker",
-            "--queues", "default", "--concurrency", "2", "--loglevel", "WARNING",
-            "--without-heartbeat", "--without-mingle", "--without-gossip",
-            "--hostname", f"queue-test-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    yield worker
+    worker = CeleryWorker(tmp_path / "worker.log", queues="default", DJANGO_ALLOW_ASYNC_UNSAFE="")
+    yield worker.start()
     # Each replay also woke the engine's workers (queue "events"); none run here, so the
     # wake-ups are dropped rather than left for whichever worker starts next on this broker.
-    from console.celery import app
-
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("events")
-    worker.terminate()
-    try:
-        worker.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    purge_queue("events")
+    worker.stop()
 
 
 def test_a_bulk_replay_of_1000_cases_runs_to_completion(
@@ -293,7 +263,7 @@ def test_a_bulk_replay_of_1000_cases_runs_to_completion(
     assert ExceptionCase.objects.filter(resolution_code="replayed").count() == 1000
     assert Event.objects.filter(replay_of__isnull=False).count() == 1000
     expect(page.get_by_test_id("count")).to_contain_text("0 cases")  # the queue refreshed
-    assert celery_worker.poll() is None
+    assert celery_worker.alive
 
 
 def test_an_auditor_sees_no_action_buttons(live_server, page: Page) -> None:

@@ -1,11 +1,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from standardwebhooks import Webhook
 
-from console.celery import app as celery_app
-from tests.workers import subprocess_database_url
 from tests.workflows.factories import (
     LEAD_TEAMS,
     MembershipFactory,
@@ -195,74 +188,6 @@ def process_due(worker: str = "test-worker", limit: int = 50) -> BatchResult:
 
 def reload(event: Event) -> Event:
     return Event.objects.select_related("owner_team", "owner_user").get(pk=event.pk)
-
-
-# --- a real Celery worker ---------------------------------------------------------------------
-
-
-def purge_queue(name: str) -> None:
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(name)
-
-
-class CeleryWorker:
-    """`celery worker` on the events queue, in a process group of its own so it can be killed whole."""
-
-    def __init__(self, log_path: Path, **env: str) -> None:
-        self.log_path = log_path
-        self.node = f"e2e-{os.getpid()}-{time.monotonic_ns()}@{socket.gethostname()}"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": subprocess_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "DJANGO_SETTINGS_MODULE": "console.settings.test",
-            **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready_within: float = 30.0) -> CeleryWorker:
-        command = [
-            sys.executable, "-m", "celery", "-A", "console.celery", "worker",
-            "--queues", "events,default", "--concurrency", "2", "--pool", "prefork",
-            "--loglevel", "WARNING", "--hostname", self.node,
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ]  # fmt: skip
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + ready_within
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited at start:\n{self.log()}")
-            if celery_app.control.ping(destination=[self.node], timeout=0.5):
-                return self
-        raise AssertionError(f"worker not ready after {ready_within} s:\n{self.log()}")
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its pool processes at once: nothing gets to clean up."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if not self.alive:
-            return
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def wait_until(

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from exceptions.models import ExceptionCase
-from tests.workflows.conftest import CeleryWorker, Reply, Sink, purge_queue, wait_until
+from tests.workers import CeleryWorker, purge_queue
+from tests.workflows.conftest import Reply, Sink, wait_until
 from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
 from workflows.dispatch import EVENTS_QUEUE, wake_workers
 from workflows.models import Event, WorkflowVersion
