@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +21,6 @@ from tests.workflows.factories import (
 )
 from workflows.models import Event, Team, WorkflowVersion
 from workflows.services.engine import BatchResult, events_claim_due, events_process_claimed
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 # --- a destination that answers as scripted and remembers what it was sent --------------------
 
