@@ -1,36 +1,52 @@
 """The webhook action: a signed POST whose answer is classified, never an exception to crash on.
 
 Signed per Standard Webhooks: `webhook-id` is the event's, the same on every attempt, so a
-receiver that saw it before can drop the repeat. One httpx client per process keeps connections
-to busy destinations open; a batch's deliveries run side by side in a small thread pool so a
-slow destination does not hold up the rest of the batch.
+receiver that saw it before can drop the repeat. A batch's deliveries run side by side on an
+event loop, each inside a total deadline (connect, send and read together), a few at a time per
+destination so one dead host cannot take every slot, and the batch inside a deadline of its own.
+Whatever the destination answers is stored only through the sanitiser, with the URL redacted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import logging
-import os
+import queue
+import ssl
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
+import httpcore
 import httpx
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from workflows.destinations import (
+    AddressPolicy,
+    DestinationRefused,
+    GuardedBackend,
+    redacted_text,
+    redacted_url,
+)
+from workflows.sanitise import external_text, inflated
+
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "Handoff-Webhooks/1"
-MAX_PARALLEL_DELIVERIES = 8
+MAX_PARALLEL_DELIVERIES = 16
 # What of a refusal we keep on the attempt: enough to see why, not the destination's whole page.
-RESPONSE_EXCERPT_BYTES = 2000
+RESPONSE_EXCERPT_CHARS = 2000
+RESPONSE_RAW_BYTES = 16 * 1024
+DEADLINE_GRACE_SECONDS = 0.25
 RETRYABLE_STATUSES = frozenset({408, 429})
 
 
@@ -38,6 +54,7 @@ class Verdict(enum.StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # transient: try again on the workflow's schedule
     REJECT = "reject"  # the destination (or our configuration) refused; retrying will not help
+    DEFERRED = "deferred"  # not sent: the batch had no time left for it; not an attempt
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,7 @@ class WebhookRequest:
     webhook_id: str
     secret: str
     timeout_seconds: float
+    headers: dict[str, str] = field(default_factory=dict)  # sent as they are, before signing's
 
 
 @dataclass(frozen=True)
@@ -100,43 +118,120 @@ def classify_status(status: int) -> Verdict:
     return Verdict.REJECT
 
 
-_client: httpx.Client | None = None
-_client_pid = 0
-_client_lock = threading.Lock()
+@lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs milliseconds; every batch's client shares one context.
+    return httpx.create_ssl_context()
 
 
-def http_client() -> httpx.Client:
-    """The process's client, made after fork: a prefork child must not use its parent's sockets."""
-    global _client, _client_pid
-    pid = os.getpid()
-    if _client is None or _client_pid != pid:
-        with _client_lock:
-            if _client is None or _client_pid != pid:
-                _client = httpx.Client(
-                    follow_redirects=False,
-                    headers={"user-agent": USER_AGENT},
-                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                )
-                _client_pid = pid
-    return _client
+def _client(policy: AddressPolicy) -> httpx.AsyncClient:
+    """A client for one batch: no proxy from the environment, no redirects, guarded addresses."""
+    transport = httpx.AsyncHTTPTransport(verify=_tls_context(), trust_env=False)
+    # httpx has no public way to hand its connection pool a network backend; the pool is
+    # rebuilt with the same limits and the guard that checks every address connected to.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=_tls_context(),
+        max_connections=MAX_PARALLEL_DELIVERIES,
+        network_backend=GuardedBackend(policy),
+    )
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"user-agent": USER_AGENT},
+    )
 
 
-def _excerpt(response: httpx.Response) -> str:
-    collected = b""
-    for chunk in response.iter_bytes():
-        collected += chunk
-        if len(collected) >= RESPONSE_EXCERPT_BYTES:
-            break
-    return collected[:RESPONSE_EXCERPT_BYTES].decode("utf-8", errors="replace")
+def webhooks_deliver(
+    requests: Sequence[WebhookRequest], *, deadline: float | None = None
+) -> Iterator[tuple[int, WebhookResult]]:
+    """Deliver side by side; yield (index, result) as each returns, so it can be recorded then.
+
+    `deadline` (a time.monotonic() value) bounds the whole batch: a delivery that could not run
+    its full timeout before it is not sent (Verdict.DEFERRED), so a batch never outlives the
+    task that runs it. At most `per_destination` deliveries go to one host at a time, so one
+    dead host cannot hold every slot. The caller's thread does the recording: the deliveries
+    run on an event loop in a thread of their own.
+    """
+    if not requests:
+        return
+    results: queue.SimpleQueue[tuple[int, WebhookResult] | BaseException | None] = (
+        queue.SimpleQueue()
+    )
+    policy = AddressPolicy.from_settings()
+    per_destination = getattr(settings, "HANDOFF_DELIVERY_PER_DESTINATION", 4)
+
+    def run() -> None:
+        try:
+            asyncio.run(_deliver_all(requests, deadline, policy, per_destination, results.put))
+        except BaseException as exc:  # handed to the caller, who raises it
+            results.put(exc)
+        finally:
+            results.put(None)
+
+    thread = threading.Thread(target=run, name="webhooks", daemon=True)
+    thread.start()
+    while (item := results.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
+
+
+def webhooks_send(
+    requests: Sequence[WebhookRequest], *, deadline: float | None = None
+) -> list[WebhookResult]:
+    """Deliver several at once; results come back in the order of the requests."""
+    found = dict(webhooks_deliver(requests, deadline=deadline))
+    return [found[index] for index in range(len(requests))]
 
 
 def webhook_send(request: WebhookRequest) -> WebhookResult:
     """POST one signed delivery and classify what came back. Never raises."""
+    return webhooks_send([request])[0]
+
+
+async def _deliver_all(
+    requests: Sequence[WebhookRequest],
+    deadline: float | None,
+    policy: AddressPolicy,
+    per_destination: int,
+    report: Callable[[tuple[int, WebhookResult]], None],
+) -> None:
+    slots = asyncio.Semaphore(MAX_PARALLEL_DELIVERIES)
+    hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def one(index: int, request: WebhookRequest) -> None:
+        host = hosts.setdefault(_destination(request.url), asyncio.Semaphore(per_destination))
+        async with host, slots:
+            report((index, await _deliver(client, request, deadline)))
+
+    async with _client(policy) as client:
+        await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+
+
+def _destination(url: str) -> str:
+    try:
+        parts = httpx.URL(url)
+        return f"{parts.scheme}://{parts.host}:{parts.port}"
+    except Exception:  # an unusable URL fails on its own, in _deliver
+        return url
+
+
+async def _deliver(
+    client: httpx.AsyncClient, request: WebhookRequest, deadline: float | None
+) -> WebhookResult:
     started_at = timezone.now()
     clock = time.monotonic()
+    budget = request.timeout_seconds
+    shown_url = redacted_url(request.url)
 
     def result(verdict: Verdict, **fields: Any) -> WebhookResult:
         duration_ms = max(0, round((time.monotonic() - clock) * 1000))
+        if "error_message" in fields:
+            fields["error_message"] = external_text(
+                redacted_text(fields["error_message"], request.url), limit=RESPONSE_EXCERPT_CHARS
+            )
         return WebhookResult(
             verdict=verdict,
             started_at=started_at,
@@ -145,10 +240,25 @@ def webhook_send(request: WebhookRequest) -> WebhookResult:
             **fields,
         )
 
-    try:
-        headers = signed_headers(
-            secret=request.secret, webhook_id=request.webhook_id, body=request.body, at=started_at
+    if deadline is not None and deadline - clock < budget:
+        return result(
+            Verdict.DEFERRED,
+            error_class="Deferred",
+            error_message=(
+                f"not sent: fewer than the {budget:g} s this delivery may take were left "
+                "in the batch's time"
+            ),
         )
+    try:
+        headers = {
+            **request.headers,
+            **signed_headers(
+                secret=request.secret,
+                webhook_id=request.webhook_id,
+                body=request.body,
+                at=started_at,
+            ),
+        }
     except Exception as exc:  # an empty or malformed secret: configuration, not the network
         return result(
             Verdict.REJECT,
@@ -157,44 +267,58 @@ def webhook_send(request: WebhookRequest) -> WebhookResult:
         )
 
     try:
-        with http_client().stream(
-            "POST",
-            request.url,
-            content=request.body.encode("utf-8"),
-            headers=headers,
-            timeout=httpx.Timeout(request.timeout_seconds),
-        ) as response:
-            verdict = classify_status(response.status_code)
-            message = "" if verdict is Verdict.DELIVERED else _excerpt(response)
-            return result(
-                verdict,
-                http_status=response.status_code,
-                error_class="" if verdict is Verdict.DELIVERED else f"HTTP {response.status_code}",
-                error_message=message,
-            )
+        # httpx bounds each operation; the outer deadline, a little later, bounds the request
+        # as a whole, so a destination that drips its answer cannot hold it past its timeout.
+        async with asyncio.timeout(budget + DEADLINE_GRACE_SECONDS):
+            async with client.stream(
+                "POST",
+                request.url,
+                content=request.body.encode("utf-8"),
+                headers=headers,
+                timeout=httpx.Timeout(budget),
+            ) as response:
+                verdict = classify_status(response.status_code)
+                message = "" if verdict is Verdict.DELIVERED else await _excerpt(response)
+                return result(
+                    verdict,
+                    http_status=response.status_code,
+                    error_class=""
+                    if verdict is Verdict.DELIVERED
+                    else f"HTTP {response.status_code}",
+                    error_message=message,
+                )
+    except TimeoutError:
+        return result(
+            Verdict.RETRY,
+            error_class="DeadlineExceeded",
+            error_message=f"no complete answer within {budget:g} s",
+        )
+    except DestinationRefused as exc:
+        return result(Verdict.REJECT, error_class="DestinationRefused", error_message=str(exc))
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         return result(Verdict.REJECT, error_class=type(exc).__name__, error_message=str(exc))
     except httpx.TimeoutException as exc:
         return result(
             Verdict.RETRY,
             error_class=type(exc).__name__,
-            error_message=str(exc) or f"no answer within {request.timeout_seconds:g} s",
+            error_message=str(exc) or f"no answer within {budget:g} s",
         )
     except httpx.TransportError as exc:
         return result(Verdict.RETRY, error_class=type(exc).__name__, error_message=str(exc))
     except Exception as exc:  # unknown: assume transient, keep the evidence
-        logger.exception("unexpected error delivering %s to %s", request.webhook_id, request.url)
+        logger.exception("unexpected error delivering %s to %s", request.webhook_id, shown_url)
         return result(Verdict.RETRY, error_class=type(exc).__name__, error_message=str(exc))
 
 
-def webhooks_send(requests: Sequence[WebhookRequest]) -> list[WebhookResult]:
-    """Deliver several at once; results come back in the order of the requests."""
-    if not requests:
-        return []
-    if len(requests) == 1:
-        return [webhook_send(requests[0])]
-    with ThreadPoolExecutor(
-        max_workers=min(MAX_PARALLEL_DELIVERIES, len(requests)),
-        thread_name_prefix="webhook",
-    ) as pool:
-        return list(pool.map(webhook_send, requests))
+async def _excerpt(response: httpx.Response) -> str:
+    """What of a refusal we keep: a bounded read of the raw body, inflated with a bound too."""
+    collected = b""
+    async for chunk in response.aiter_raw():
+        collected += chunk
+        if len(collected) >= RESPONSE_RAW_BYTES:
+            break
+    coding = response.headers.get("content-encoding", "")
+    body = inflated(collected[:RESPONSE_RAW_BYTES], coding)
+    if body is None:
+        return f"{coding}-encoded body, {len(collected)} bytes (not shown)"
+    return external_text(body, limit=RESPONSE_EXCERPT_CHARS)

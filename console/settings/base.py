@@ -194,7 +194,9 @@ CELERY = {
     "broker_transport_options": {
         # Must exceed the hard time limit, or Redis redelivers a task that is still running.
         "visibility_timeout": CELERY_TASK_HARD_TIME_LIMIT * 4,
-        "socket_connect_timeout": 2,
+        "socket_connect_timeout": 1,
+        # A hung (not down) Redis must not hold a publisher: reads and writes give up too.
+        "socket_timeout": 1,
         # Publishing fails at once when the broker is down instead of retrying for seconds:
         # ingest must not wait on Redis, and the sweeper re-enqueues what was not sent.
         "max_retries": 0,
@@ -245,6 +247,14 @@ HANDOFF_STALE_CLAIM_SECONDS = env_int(
     "HANDOFF_STALE_CLAIM_SECONDS", CELERY_TASK_HARD_TIME_LIMIT + 60
 )
 HANDOFF_SWEEP_MAX_WAKES = env_int("HANDOFF_SWEEP_MAX_WAKES", 4)
+
+# Deliveries: at most this many at once to one destination (scheme, host and port), and which
+# addresses they may reach. Loopback, private, link-local (cloud metadata) and other non-public
+# addresses are refused unless HANDOFF_DESTINATION_ALLOWLIST names the host or its network;
+# local and test mode allow them, so the demo's sink on 127.0.0.1 works.
+HANDOFF_DELIVERY_PER_DESTINATION = env_int("HANDOFF_DELIVERY_PER_DESTINATION", 4)
+HANDOFF_DESTINATION_REFUSE_PRIVATE = env_bool("HANDOFF_DESTINATION_REFUSE_PRIVATE", True)
+HANDOFF_DESTINATION_ALLOWLIST = env_list("HANDOFF_DESTINATION_ALLOWLIST", [])
 
 AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
 
