@@ -138,7 +138,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Behind trusted proxies the client is the address they forwarded; without any, X-Forwarded-For
+# is whatever the client wrote and is never read (console/proxies.py).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "console.proxies.client_address"
 AXES_VERBOSE = False
 
 SESSION_COOKIE_HTTPONLY = True

@@ -21,7 +21,6 @@ def _fresh_backoffs(monkeypatch: pytest.MonkeyPatch) -> None:
     # A test that takes Redis or the broker down must not leave the next one skipping them.
     monkeypatch.setattr(ratelimit, "_redis_down_until", 0.0)
     monkeypatch.setattr(dispatch, "_broker_down_until", 0.0)
-    monkeypatch.setattr(dispatch, "_last_sent", float("-inf"))
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import redis
 from celery import Celery
 from celery import current_app as celery_current_app
 from django.conf import settings
@@ -18,8 +20,8 @@ from django.test import override_settings
 
 from tests.api.support import Api, error_code
 from workflows import dispatch
-from workflows.models import Event, Workflow
-from workflows.services import ingest
+from workflows.models import Event, EventState, Workflow
+from workflows.tasks import sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -59,34 +61,77 @@ def test_a_request_while_the_database_is_unreachable_is_503_unavailable(
     assert Event.objects.count() == 0
 
 
-def test_events_keep_being_stored_while_redis_is_down(
-    api: Api, workflow: Workflow, django_capture_on_commit_callbacks: Any, monkeypatch: Any
-) -> None:
-    down = f"redis://127.0.0.1:{closed_port()}/1"
-    wakes: list[bool] = []
-
-    def recording_wake() -> bool:
-        sent = dispatch.wake_workers()  # an exception here would skip the append
-        wakes.append(sent)
-        return sent
-
-    monkeypatch.setattr(ingest, "wake_workers", recording_wake)
+@contextmanager
+def redis_at(url: str) -> Iterator[None]:
+    """Requests in this thread use Redis at `url`, for the broker and the rate limiter alike."""
     previous_app = celery_current_app._get_current_object()
     try:
-        with (
-            override_settings(REDIS_URL=down, CELERY={**settings.CELERY, "broker_url": down}),
-            django_capture_on_commit_callbacks(execute=True),
-        ):
+        with override_settings(REDIS_URL=url, CELERY={**settings.CELERY, "broker_url": url}):
             # The console's Celery app read its settings at start-up: make one that reads these.
-            Celery("handoff-redis-down", set_as_current=True).conf.update(settings.CELERY)
-            first = api.post(PATH, {"n": 1})
-            second = api.post(PATH, {"n": 2})
+            Celery("handoff-redis-elsewhere", set_as_current=True).conf.update(settings.CELERY)
+            yield
     finally:
         previous_app.set_current()
 
+
+@contextmanager
+def hung_server() -> Iterator[str]:
+    """A Redis address that accepts connections (in the kernel) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/1"
+
+
+def wait_for_broker_marked_down(timeout: float = 5.0) -> float:
+    """Wait until the publisher has tried the broker and given up; returns how long that took."""
+    started = time.monotonic()
+    while not (dispatch._broker_down_until > time.monotonic() and dispatch._pending_app is None):
+        if time.monotonic() - started > timeout:
+            raise AssertionError("the publisher did not give up on the broker")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_events_keep_being_stored_while_redis_is_down(
+    api: Api, workflow: Workflow, django_capture_on_commit_callbacks: Any
+) -> None:
+    down = f"redis://127.0.0.1:{closed_port()}/1"
+    with redis_at(down):
+        with django_capture_on_commit_callbacks(execute=True):
+            first = api.post(PATH, {"n": 1})
+            second = api.post(PATH, {"n": 2})
+        assert wait_for_broker_marked_down() < 2.0
+        assert not dispatch.wake_workers(), "a broker known to be down is left alone"
+
     assert (first.status_code, second.status_code) == (202, 202)
     assert Event.objects.count() == 2
-    assert wakes == [False, False], "each wake-up ran, found the broker down, and did not raise"
+
+
+def test_ingest_answers_at_once_while_redis_hangs_and_the_events_wait_for_it(
+    api: Api, workflow: Workflow, django_capture_on_commit_callbacks: Any
+) -> None:
+    took = []
+    with hung_server() as hung, redis_at(hung):
+        for n in range(10):
+            started = time.monotonic()
+            # Each request runs its commit's callbacks (the wake-up) before it answers.
+            with django_capture_on_commit_callbacks(execute=True):
+                response = api.post(PATH, {"n": n})
+            took.append(time.monotonic() - started)
+            assert response.status_code == 202
+        # The publisher, not a request, waited on the hung broker, and gave up.
+        assert wait_for_broker_marked_down() < 3.0
+
+    assert max(took) < 2.0, took
+    assert Event.objects.filter(state=EventState.RECEIVED).count() == 10
+    # Redis is back: the sweeper finds the events due and wakes a worker for them.
+    events = redis.Redis.from_url(settings.REDIS_URL)
+    events.delete(dispatch.EVENTS_QUEUE)
+    dispatch._broker_down_until = 0.0
+    sweep()
+    assert events.llen(dispatch.EVENTS_QUEUE) >= 1
+    events.delete(dispatch.EVENTS_QUEUE)
 
 
 def test_a_wrong_method_is_405_in_the_error_shape(api: Api, workflow: Workflow) -> None:
