@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group
+from django.test import override_settings
 
 from audit.models import AuditEntry
+from console.proxies import client_address
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +121,53 @@ def test_overview_counts_the_queue_views_and_recent_events(
     assert "Events, last 24 hours" in html
     with django_assert_max_num_queries(25):
         client.get("/")
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_a_proxy_a_lock_out_holds_the_client_not_the_proxy(client, operator) -> None:
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    attacker = {**proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.7"}
+    owner = {**proxy, "HTTP_X_FORWARDED_FOR": "198.51.100.20"}
+    for _ in range(5):
+        client.post("/accounts/login/", {"username": "olivia", "password": "wrong"}, **attacker)
+    locked = client.post(
+        "/accounts/login/", {"username": "olivia", "password": PASSWORD}, **attacker
+    )
+    assert locked.status_code == 429
+    # The same account from another client behind the same proxy still signs in.
+    response = client.post(
+        "/accounts/login/", {"username": "olivia", "password": PASSWORD}, **owner
+    )
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(operator.pk)
+
+
+def test_without_a_trusted_proxy_a_forged_forwarded_for_is_ignored(client, operator) -> None:
+    for n in range(5):
+        forged = {"HTTP_X_FORWARDED_FOR": f"198.51.100.{n}"}
+        client.post("/accounts/login/", {"username": "olivia", "password": "wrong"}, **forged)
+    fresh = {"HTTP_X_FORWARDED_FOR": "198.51.100.99"}
+    response = client.post(
+        "/accounts/login/", {"username": "olivia", "password": PASSWORD}, **fresh
+    )
+    assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded", "client"),
+    [
+        (0, "198.51.100.7", "10.0.0.2"),
+        (1, "198.51.100.7", "198.51.100.7"),
+        (1, "6.6.6.6, 198.51.100.7", "198.51.100.7"),
+        (2, "6.6.6.6, 198.51.100.7, 10.0.0.1", "198.51.100.7"),
+        (2, "198.51.100.7", "10.0.0.2"),
+        (1, "not-an-address", "10.0.0.2"),
+        (1, "", "10.0.0.2"),
+    ],
+)
+def test_the_client_is_the_address_the_trusted_proxies_forwarded(
+    rf, proxies: int, forwarded: str, client: str
+) -> None:
+    request = rf.post("/accounts/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+    with override_settings(TRUSTED_PROXY_COUNT=proxies):
+        assert client_address(request) == client
