@@ -293,7 +293,9 @@ def event_post(
     body = read_body(request, max_bytes=max_payload_bytes())
     verify_signature(workflow, request, body)
     payload = parse_json_object(body)
-    key = _idempotency_key(idempotency_key, webhook_id)
+    # A signed request's webhook-id is covered by its signature; an Idempotency-Key is not, so a
+    # captured request replayed with a fresh key must still be the same event.
+    key = _idempotency_key(None if workflow.inbound_secret else idempotency_key, webhook_id)
     try:
         event, duplicate = event_ingest(
             workflow=workflow,

@@ -56,6 +56,19 @@ def test_a_correctly_signed_request_is_stored_and_dedups_on_webhook_id(
     assert Event.objects.get().headers["webhook-id"] == "msg_1"
 
 
+def test_a_signed_request_replayed_with_a_fresh_idempotency_key_is_the_same_event(
+    signed_api: Api, secret: str
+) -> None:
+    headers = signature_headers(secret, BODY)
+
+    first = signed_api.post(PATH, raw=BODY, headers={**headers, "Idempotency-Key": "a"})
+    replayed = signed_api.post(PATH, raw=BODY, headers={**headers, "Idempotency-Key": "b"})
+
+    assert (first.status_code, replayed.status_code) == (202, 200)
+    assert replayed.json() == {**first.json(), "duplicate": True}
+    assert Event.objects.get().idempotency_key == "msg_1"
+
+
 def test_an_unsigned_request_is_401_saying_the_signature_is_missing(signed_api: Api) -> None:
     response = signed_api.post(PATH, raw=BODY)
 
