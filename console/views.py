@@ -19,7 +19,7 @@ from console.services import session_login, session_logout
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {
-        "checks": {"database": health.check_database(), "broker": health.check_broker()},
+        "checks": health.system_checks(),
     }
     if request.user.has_perm("exceptions.view_exceptioncase"):
         context["queue"] = console_selectors.queue_counts(request=request)
@@ -63,11 +63,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 @login_not_required
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: 503 naming whichever of the database and the broker cannot be reached."""
+    """Readiness: 503 naming whichever of the database and the broker cannot be reached.
+
+    The sweeper's last run is reported beside them and flagged when stale, without failing the
+    check: this process can serve requests; what stopped is beat, elsewhere.
+    """
     checks = {"database": health.check_database(), "broker": health.check_broker()}
     failing = [name for name, result in checks.items() if result != "ok"]
+    sweeper = health.check_sweeper()
+    details = {"checks": checks, "sweeper": sweeper, "warnings": []}
+    if not sweeper.startswith("ok"):
+        details["warnings"] = ["sweeper"]
     if failing:
-        return JsonResponse(
-            {"status": "unavailable", "failing": failing, "checks": checks}, status=503
-        )
-    return JsonResponse({"status": "ok", "checks": checks})
+        return JsonResponse({"status": "unavailable", "failing": failing, **details}, status=503)
+    return JsonResponse({"status": "ok", **details})

@@ -326,3 +326,14 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Heartbeat(models.Model):
+    """When a periodic job last ran (the sweeper): a stopped beat shows, instead of hiding."""
+
+    name = models.CharField(primary_key=True, max_length=40)
+    at = models.DateTimeField()
+    detail = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -19,6 +19,8 @@ from workflows.services.engine import (
     events_release_stale,
     outcomes_expire_due,
 )
+from workflows.services.heartbeats import SWEEP as SWEEP_HEARTBEAT
+from workflows.services.heartbeats import heartbeat_record
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,9 @@ def sweep() -> dict[str, int]:
     most = int(getattr(settings, "HANDOFF_SWEEP_MAX_WAKES", DEFAULT_SWEEP_MAX_WAKES))
     due = events_due_count(cap=batch * most)
     woken = _wake(min(most, math.ceil(due / batch))) if due else 0
-    return {"released": released, "due": due, "woken": woken}
+    result = {"released": released, "due": due, "woken": woken}
+    heartbeat_record(name=SWEEP_HEARTBEAT, detail=result)
+    return result
 
 
 @shared_task(name="workflows.expire_outcomes", queue=EVENTS_QUEUE)

@@ -189,6 +189,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# How often beat sweeps for due events, and when a sweep that did not come is flagged as stale
+# (on the overview and in /readyz): beat or every worker on the events queue has stopped.
+HANDOFF_SWEEP_INTERVAL_SECONDS = env_int("HANDOFF_SWEEP_INTERVAL_SECONDS", 2)
+HANDOFF_SWEEP_STALE_SECONDS = env_int(
+    "HANDOFF_SWEEP_STALE_SECONDS", max(60, 10 * HANDOFF_SWEEP_INTERVAL_SECONDS)
+)
+
 # Celery: the database is the truth, a message carries only ids (DESIGN.md section 5).
 CELERY_TASK_HARD_TIME_LIMIT = env_int("CELERY_TASK_HARD_TIME_LIMIT", 300)
 CELERY = {
@@ -226,7 +233,7 @@ CELERY = {
         # Re-enqueues due events and takes back claims of workers that died.
         "workflows-sweep": {
             "task": "workflows.sweep",
-            "schedule": float(env_int("HANDOFF_SWEEP_INTERVAL_SECONDS", 2)),
+            "schedule": float(HANDOFF_SWEEP_INTERVAL_SECONDS),
             "options": {"queue": "events", "expires": 10},
         },
         "workflows-expire-outcomes": {

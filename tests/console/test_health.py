@@ -72,6 +72,7 @@ def test_readyz_is_ok_when_database_and_broker_answer(client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert "sweeper" in response.json()
 
 
 def test_readyz_names_the_broker_when_redis_goes_down(client, own_redis: str) -> None:
@@ -94,3 +95,33 @@ def test_responses_carry_a_request_id_and_keep_a_sane_incoming_one(client) -> No
     assert kept["X-Request-ID"] == "upstream-abc-123"
     replaced = client.get("/healthz", headers={"X-Request-ID": "<script>"})
     assert replaced["X-Request-ID"] != "<script>"
+
+
+def test_readyz_flags_a_sweeper_that_never_ran(client) -> None:
+    body = client.get("/readyz").json()
+    assert body["status"] == "ok"
+    assert body["sweeper"] == "stale: no sweep has run yet"
+    assert body["warnings"] == ["sweeper"]
+
+
+def test_readyz_reports_the_last_sweep_and_flags_it_when_beat_stops(client, time_machine) -> None:
+    from workflows.tasks import sweep
+
+    time_machine.move_to("2026-05-04 09:00:00+00:00", tick=False)
+    sweep()
+    time_machine.shift(3)
+    body = client.get("/readyz").json()
+    assert body["sweeper"] == "ok (last sweep 3 s ago)"
+    assert body["warnings"] == []
+    time_machine.shift(60 * 10)
+    body = client.get("/readyz").json()
+    assert body["status"] == "ok", "a stopped beat does not make this process unready"
+    assert body["sweeper"] == "stale: last sweep 10\xa0minutes ago; is Celery beat running?"
+    assert body["warnings"] == ["sweeper"]
+
+
+def test_the_overview_shows_a_stale_sweeper_as_a_problem(client, operator) -> None:
+    client.force_login(operator)
+    page = client.get("/").content.decode()
+    assert 'data-testid="check-sweeper"><span class="dot dot-bad"' in page
+    assert "no sweep has run yet" in page
