@@ -542,10 +542,12 @@ def bulk_job_create(
     )
     ids = cases.order_by().values("id")
     sql, sql_params = ids.query.sql_with_params()
-    # The inner query is Django's own SQL for the queryset; its values stay parameters.
+    # The inner query is Django's own SQL for the queryset; its values stay parameters. A
+    # queryset that joins can list a case twice: the job holds it once, and counts it once.
     insert = (
         "INSERT INTO exceptions_bulkjobitem (job_id, case_id, state, message) "  # noqa: S608
-        f"SELECT %s, q.id, 'pending', '' FROM ({sql}) AS q ORDER BY q.id"
+        f"SELECT %s, q.id, 'pending', '' FROM ({sql}) AS q ORDER BY q.id "
+        "ON CONFLICT (job_id, case_id) DO NOTHING"
     )
     with connection.cursor() as cursor:
         cursor.execute(insert, [job.pk, *sql_params])
