@@ -9,9 +9,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.http import HttpRequest, QueryDict
 
-from exceptions.filters import CaseFilter
-from exceptions.models import ExceptionCase
-from exceptions.selectors import DEFAULT_VIEWS, count_matching
+from exceptions.selectors import DEFAULT_VIEWS, cases_matching, count_matching
 from workflows.models import Event, EventState
 
 
@@ -28,9 +26,7 @@ def queue_counts(*, request: HttpRequest) -> list[ViewCount]:
     counts = []
     for name, query in DEFAULT_VIEWS:
         # The same filter the queue applies, so a number here is the number you get there.
-        cases = CaseFilter(
-            QueryDict(query), queryset=ExceptionCase.objects.all(), request=request, people=[]
-        ).qs
+        cases = cases_matching(QueryDict(query), user=request.user)
         count, estimate = count_matching(cases)
         counts.append(ViewCount(name, query, count, estimate))
     return counts

@@ -6,19 +6,17 @@ cases, and workflows never imports exceptions (DESIGN.md section 9).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from django.db.models import Prefetch, Q
-from django.http import HttpRequest
-from django.utils.dateparse import parse_datetime
+from django.db.models import Prefetch
+from django.http import HttpRequest, QueryDict
 from ninja import Query, Router, Schema
 
 from exceptions.models import CaseState, ExceptionCase
-from workflows.api import MAX_ID, ApiError, ErrorOut, event_for, token_of
+from exceptions.pagination import InvalidCursor, keyset_page
+from exceptions.selectors import SORT_SPECS, cases_matching
+from workflows.api import ApiError, ErrorOut, event_for, token_of
 from workflows.auth import workflows_visible_to
 from workflows.models import Event
 
@@ -225,25 +223,6 @@ def event_get(request: HttpRequest, event_id: int) -> dict[str, Any]:
     }
 
 
-def encode_cursor(case: ExceptionCase) -> str:
-    raw = json.dumps([case.opened_at.isoformat(), case.pk], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """(opened_at, id) of the last case of the previous page; invalid_request if not ours."""
-    try:
-        opened_at_text, case_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        opened_at = parse_datetime(opened_at_text)
-    except (binascii.Error, ValueError, TypeError):
-        opened_at, case_id = None, None
-    if opened_at is None or opened_at.tzinfo is None or not isinstance(case_id, int):
-        raise ApiError(400, "invalid_request", "The cursor is not valid.")
-    if not 0 < case_id <= MAX_ID:
-        raise ApiError(400, "invalid_request", "The cursor is not valid.")
-    return opened_at, case_id
-
-
 @router.get(
     "/exceptions",
     response={200: CasePage, **{code: ErrorOut for code in (400, 401, 429, 503)}},
@@ -261,21 +240,27 @@ def exception_list(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
 ) -> dict[str, Any]:
     """Cases of the workflows this token may see, filtered, with an opaque cursor."""
-    cases = _cases_shaped().filter(workflow__in=workflows_visible_to(token_of(request)))
-    if state is not None:
-        cases = cases.filter(state=state)
+    # The queue's own filters, in the queue's words: any state unless one is asked for.
+    params = QueryDict(mutable=True)
+    params.setlist("state", [state] if state is not None else CaseState.values)
     if workflow is not None:
-        cases = cases.filter(workflow__slug=workflow)
+        params["workflow"] = workflow
     if reason is not None:
-        cases = cases.filter(reason_id=reason)
+        params["reason"] = reason
     if owner is not None:
-        if owner.startswith("user:"):
-            cases = cases.filter(owner_user__username=owner.removeprefix("user:"))
-        else:
-            cases = cases.filter(owner_team__slug=owner)
-    if cursor is not None:
-        opened_at, case_id = decode_cursor(cursor)
-        cases = cases.filter(Q(opened_at__lt=opened_at) | Q(opened_at=opened_at, pk__lt=case_id))
-    page = list(cases.order_by("-opened_at", "-pk")[: limit + 1])
-    next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
-    return {"results": [_case(case) for case in page[:limit]], "next_cursor": next_cursor}
+        params["owner" if owner.startswith("user:") else "team"] = owner
+    visible = _cases_shaped().filter(workflow__in=workflows_visible_to(token_of(request)))
+    cases = cases_matching(params, queryset=visible)
+    try:
+        page = keyset_page(cases, spec=SORT_SPECS["newest"], after=cursor or "", per=limit)
+    except InvalidCursor as exc:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"The cursor is not valid ({exc}): use next_cursor as a previous page gave it.",
+            details={"parameter": "cursor"},
+        ) from None
+    return {
+        "results": [_case(case) for case in page.rows],
+        "next_cursor": page.next_cursor or None,
+    }

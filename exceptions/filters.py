@@ -10,7 +10,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import QueryDict
 from django.utils import timezone
 
 from exceptions.models import OPEN_STATES, CaseState, ExceptionCase, ReasonCode
@@ -24,6 +24,16 @@ SORTS = [
     ("workflow", "Workflow, then age"),
 ]
 PAGE_SIZES = [("25", "25"), ("50", "50"), ("100", "100"), ("200", "200")]
+# Parameters that are positions in the list or page furniture, not part of a view.
+VOLATILE_PARAMS = ("after", "before", "job")
+
+
+def view_query(params: QueryDict) -> str:
+    """The query string that names a view: the filters, sort and size, not the position."""
+    kept = params.copy()
+    for name in VOLATILE_PARAMS:
+        kept.pop(name, None)
+    return kept.urlencode()
 
 
 def people_choices() -> list[tuple[str, str]]:
@@ -80,9 +90,9 @@ class CaseFilter(django_filters.FilterSet):
         to_field_name="slug",
         empty_label="Any team",
     )
-    owner = django_filters.ChoiceFilter(
-        label="Owner person", method="filter_owner", empty_label="Anyone"
-    )
+    # "me", "none" (unassigned) or a username; "user:<name>" always means the person, even one
+    # called "me" (the API's form). A name nobody has matches nothing.
+    owner = django_filters.CharFilter(label="Owner person", method="filter_owner")
     breached = django_filters.ChoiceFilter(
         label="SLA",
         choices=[("1", "Breached"), ("0", "Within SLA")],
@@ -105,16 +115,9 @@ class CaseFilter(django_filters.FilterSet):
         model = ExceptionCase
         fields: list[str] = []
 
-    def __init__(
-        self,
-        *args: Any,
-        request: HttpRequest | None = None,
-        people: list[tuple[str, str]] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, request=request, **kwargs)
-        people = people if people is not None else people_choices()
-        self.filters["owner"].extra["choices"] = [(ME, "Me"), (UNASSIGNED, "Unassigned"), *people]
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user  # whom "me" means; nobody for the API's tokens
 
     @property
     def qs(self) -> QuerySet[ExceptionCase]:
@@ -128,10 +131,10 @@ class CaseFilter(django_filters.FilterSet):
 
     def filter_owner(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == ME:
-            return queryset.filter(owner_user=self.request.user if self.request else None)
+            return queryset.filter(owner_user=self.user) if self.user else queryset.none()
         if value == UNASSIGNED:
             return queryset.filter(owner_user__isnull=True)
-        return queryset.filter(owner_user__username=value)
+        return queryset.filter(owner_user__username=value.removeprefix("user:"))
 
     def filter_breached(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # sla_due_at is the next running clock of an open case (empty once closed).

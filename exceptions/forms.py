@@ -1,16 +1,20 @@
-"""Forms of the operators' actions on cases, bulk actions and saved views."""
+"""Forms of the operators' actions on cases, comments and saved views.
+
+An action's form cleans what a person chose on the case page, in a keyboard dialog and in the
+queue's bulk bar alike; the action registry (exceptions.actions) says which form is whose.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from exceptions.models import OPERATOR_RESOLUTIONS, BulkAction, DismissReason
+from exceptions.models import OPERATOR_RESOLUTIONS, DismissReason
 from workflows.models import Team
 
 SNOOZE_CHOICES = [
@@ -31,7 +35,7 @@ RUN_VERSIONS = [("original", "Original version"), ("current", "Current version")
 ME, UNASSIGNED = "me", "none"
 
 
-def _note_field(required: bool = False) -> forms.CharField:
+def note_field(required: bool = False) -> forms.CharField:
     return forms.CharField(
         label="Note" if required else "Note (optional)",
         required=required,
@@ -60,7 +64,7 @@ class ActionForm(forms.Form):
     """Every action: the version the person was shown, and an optional note."""
 
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
-    note = _note_field()
+    note = note_field()
 
 
 class AssignForm(ActionForm):
@@ -90,25 +94,31 @@ def person_value(value: str, *, me: Any) -> Any:
 class SnoozeForm(ActionForm):
     duration = forms.ChoiceField(label="Snooze for", choices=SNOOZE_CHOICES, initial="4h")
 
-    def until(self) -> Any:
-        return timezone.now() + _SNOOZE[self.cleaned_data["duration"]]
+
+def snooze_until(duration: str) -> datetime:
+    """When a snooze chosen now for `duration` (one of SNOOZE_CHOICES) ends."""
+    return timezone.now() + _SNOOZE[duration]
 
 
 class ResolveForm(ActionForm):
     resolution = forms.ChoiceField(
-        label="Resolution", choices=[("", "Choose a resolution…"), *OPERATOR_RESOLUTIONS]
+        label="Resolution",
+        choices=[("", "Choose a resolution…"), *OPERATOR_RESOLUTIONS],
+        error_messages={"required": "Choose a resolution."},
     )
 
 
 class DismissForm(ActionForm):
     reason = forms.ChoiceField(
-        label="Dismiss reason", choices=[("", "Choose a reason…"), *DismissReason.choices]
+        label="Dismiss reason",
+        choices=[("", "Choose a reason…"), *DismissReason.choices],
+        error_messages={"required": "Choose a dismiss reason."},
     )
 
 
 class ReplayForm(ActionForm):
     run_version = forms.ChoiceField(
-        label="Run under", choices=RUN_VERSIONS, initial="original", widget=forms.RadioSelect
+        label="Replay under", choices=RUN_VERSIONS, initial="original", widget=forms.RadioSelect
     )
 
 
@@ -131,7 +141,7 @@ class ReplayEditForm(ActionForm):
         label="Edited payload (JSON)",
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "data-json-editor": ""}),
     )
-    note = _note_field(required=True)
+    note = note_field(required=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -152,80 +162,6 @@ class CommentForm(forms.Form):
     body = forms.CharField(
         label="Comment", max_length=8000, widget=forms.Textarea(attrs={"rows": 3})
     )
-
-
-class BulkForm(forms.Form):
-    """One action over the selected cases and groups, or over everything the filter matches."""
-
-    action = forms.ChoiceField(label="Action", choices=[("", "Choose…"), *BulkAction.choices])
-    scope = forms.ChoiceField(
-        label="Apply to",
-        choices=[("selected", "Selected rows"), ("matching", "Everything matching the filter")],
-        initial="selected",
-        widget=forms.RadioSelect,
-    )
-    case = forms.TypedMultipleChoiceField(coerce=int, required=False)
-    group = forms.MultipleChoiceField(required=False)
-    query = forms.CharField(required=False, widget=forms.HiddenInput)
-    team = _team_field()
-    person = forms.ChoiceField(label="Person", required=False)
-    duration = forms.ChoiceField(
-        label="Snooze for", choices=SNOOZE_CHOICES, initial="4h", required=False
-    )
-    resolution = forms.ChoiceField(
-        label="Resolution",
-        choices=[("", "—"), *OPERATOR_RESOLUTIONS],
-        required=False,
-    )
-    reason = forms.ChoiceField(
-        label="Dismiss reason", choices=[("", "—"), *DismissReason.choices], required=False
-    )
-    run_version = forms.ChoiceField(
-        label="Replay under", choices=RUN_VERSIONS, initial="original", required=False
-    )
-    note = _note_field()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["person"].choices = _person_choices()
-        # Any id or fingerprint may be posted; what they may touch is decided by the query.
-        self.fields["case"].choices = [(v, v) for v in self.data.getlist("case")]
-        self.fields["group"].choices = [(v, v) for v in self.data.getlist("group")]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        action = data.get("action")
-        if data.get("scope") == "selected" and not data.get("case") and not data.get("group"):
-            raise forms.ValidationError("Select at least one row, or apply to everything.")
-        if action == BulkAction.ASSIGN and not data.get("team") and not data.get("person"):
-            self.add_error("team", "Choose a team, a person, or both.")
-        if action == BulkAction.RESOLVE and not data.get("resolution"):
-            self.add_error("resolution", "Choose a resolution.")
-        if action == BulkAction.DISMISS and not data.get("reason"):
-            self.add_error("reason", "Choose a dismiss reason.")
-        return data
-
-    def params(self, *, me: Any) -> dict[str, Any]:
-        """The action's arguments as the job stores them."""
-        data, action = self.cleaned_data, self.cleaned_data["action"]
-        if action == BulkAction.ASSIGN:
-            params: dict[str, Any] = {}
-            if data.get("team"):
-                params["team"] = data["team"].slug
-            if data.get("person"):
-                person = person_value(data["person"], me=me)
-                params["user"] = person.get_username() if person else None
-            return params
-        if action == BulkAction.SNOOZE:
-            until = timezone.now() + _SNOOZE[data.get("duration") or "4h"]
-            return {"until": until.isoformat()}
-        if action == BulkAction.RESOLVE:
-            return {"resolution": data["resolution"]}
-        if action == BulkAction.DISMISS:
-            return {"reason": data["reason"]}
-        if action == BulkAction.REPLAY:
-            return {"version": data.get("run_version") or "original"}
-        return {}
 
 
 class SavedViewForm(forms.Form):

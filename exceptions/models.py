@@ -164,24 +164,11 @@ class ExceptionCase(models.Model):
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
-    @property
-    def is_closed(self) -> bool:
-        return not self.is_open
-
     def sla_state(self, now: datetime) -> str:
         """ "breached", "due" (a clock is running) or "" (no clock, or closed)."""
         if self.sla_due_at is None or not self.is_open:
             return ""
         return "breached" if now > self.sla_due_at else "due"
-
-    def is_overdue(self, now: datetime) -> bool:
-        """Past either SLA clock that is still running."""
-        if not self.is_open:
-            return False
-        ack_running = self.acknowledged_at is None and self.acknowledge_due_at is not None
-        if ack_running and now > self.acknowledge_due_at:  # type: ignore[operator]
-            return True
-        return self.resolve_due_at is not None and now > self.resolve_due_at
 
 
 def next_deadline(case: ExceptionCase) -> datetime | None:
@@ -231,16 +218,6 @@ class SavedView(models.Model):
         return f"{self.name} ({self.owner_id})"
 
 
-class BulkAction(models.TextChoices):
-    ASSIGN = "assign", "Assign"
-    ACKNOWLEDGE = "acknowledge", "Acknowledge"
-    SNOOZE = "snooze", "Snooze"
-    RESOLVE = "resolve", "Resolve"
-    DISMISS = "dismiss", "Dismiss"
-    RETRY = "retry", "Retry"
-    REPLAY = "replay", "Replay"
-
-
 class BulkJobState(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -253,7 +230,8 @@ class BulkJob(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bulk_jobs"
     )
-    action = models.CharField(max_length=20, choices=BulkAction.choices)
+    # The name of a bulk action in exceptions.actions (its registry says which exist).
+    action = models.CharField(max_length=20)
     # The action's arguments (team, user, until, code, version...) as the form cleaned them.
     params = models.JSONField(default=dict)
     note = models.TextField(blank=True)

@@ -8,8 +8,8 @@ other gets CaseConflict with the fresh case instead of silently overwriting the 
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
+from types import ModuleType
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -20,7 +20,6 @@ from django.utils import timezone
 from audit.services import audit_record
 from exceptions.models import (
     OPEN_STATES,
-    BulkAction,
     BulkItemState,
     BulkJob,
     BulkJobItem,
@@ -535,17 +534,18 @@ def bulk_job_create(
     scope: str,
 ) -> BulkJob:
     """Fix the list of cases (one INSERT ... SELECT) and record who asked for what, and why."""
-    if action not in BulkAction.values:
-        raise CaseActionRefused(f"{action!r} is not a bulk action.")
+    _registry().bulk_action(action)  # refuses a name that is not one
     job = BulkJob.objects.create(
         created_by=actor, action=action, params=params, note=note, scope=scope
     )
     ids = cases.order_by().values("id")
     sql, sql_params = ids.query.sql_with_params()
-    # The inner query is Django's own SQL for the queryset; its values stay parameters.
+    # The inner query is Django's own SQL for the queryset; its values stay parameters. A
+    # queryset that joins can list a case twice: the job holds it once, and counts it once.
     insert = (
         "INSERT INTO exceptions_bulkjobitem (job_id, case_id, state, message) "  # noqa: S608
-        f"SELECT %s, q.id, 'pending', '' FROM ({sql}) AS q ORDER BY q.id"
+        f"SELECT %s, q.id, 'pending', '' FROM ({sql}) AS q ORDER BY q.id "
+        "ON CONFLICT (job_id, case_id) DO NOTHING"
     )
     with connection.cursor() as cursor:
         cursor.execute(insert, [job.pk, *sql_params])
@@ -562,38 +562,11 @@ def bulk_job_create(
     return job
 
 
-def _bulk_apply(*, case: ExceptionCase, job: BulkJob) -> None:
-    actor, params, note = job.created_by, job.params, job.note
-    version = case.version
-    if job.action == BulkAction.ASSIGN:
-        kwargs: dict[str, Any] = {}
-        if "team" in params:
-            kwargs["team"] = Team.objects.get(slug=params["team"]) if params["team"] else None
-        if "user" in params:
-            users = get_user_model().objects
-            kwargs["user"] = users.get(username=params["user"]) if params["user"] else None
-        case_assign(case=case, actor=actor, version=version, note=note, **kwargs)
-    elif job.action == BulkAction.ACKNOWLEDGE:
-        case_acknowledge(case=case, actor=actor, version=version, note=note)
-    elif job.action == BulkAction.SNOOZE:
-        until = datetime.fromisoformat(params["until"])
-        case_snooze(case=case, actor=actor, until=until, version=version, note=note)
-    elif job.action == BulkAction.RESOLVE:
-        case_resolve(
-            case=case, actor=actor, resolution=params["resolution"], version=version, note=note
-        )
-    elif job.action == BulkAction.DISMISS:
-        case_dismiss(case=case, actor=actor, reason=params["reason"], version=version, note=note)
-    elif job.action == BulkAction.RETRY:
-        case_retry(case=case, actor=actor, version=version, note=note)
-    elif job.action == BulkAction.REPLAY:
-        case_replay(
-            case=case,
-            actor=actor,
-            run_version=params.get("version", "original"),
-            version=version,
-            note=note,
-        )
+def _registry() -> ModuleType:
+    """The registry of case actions. It calls the services above, so it is imported on use."""
+    from exceptions import actions
+
+    return actions
 
 
 def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
@@ -608,6 +581,7 @@ def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
     BulkJob.objects.filter(pk=job_id, state=BulkJobState.QUEUED).update(
         state=BulkJobState.RUNNING, started_at=now
     )
+    registry = _registry()
     with transaction.atomic():
         job = BulkJob.objects.select_related("created_by").get(pk=job_id)
         items = list(
@@ -620,7 +594,7 @@ def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
         for item in items:
             try:
                 with transaction.atomic():
-                    _bulk_apply(case=item.case, job=job)
+                    registry.bulk_apply(case=item.case, job=job)
                 item.state, item.message = BulkItemState.SUCCEEDED, ""
             except (CaseConflict, CaseActionRefused) as exc:
                 item.state, item.message = BulkItemState.SKIPPED, str(exc)
@@ -652,8 +626,3 @@ def bulk_job_run_inline(*, job: BulkJob) -> BulkJob:
     while bulk_job_run_chunk(job_id=job.pk):
         pass
     return BulkJob.objects.get(pk=job.pk)
-
-
-def bulk_params_json(params: dict[str, Any]) -> dict[str, Any]:
-    """Params as stored on the job (dates as ISO text)."""
-    return json.loads(json.dumps(params, default=str))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -19,37 +18,21 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url, trigger_client_event
 
-from exceptions import selectors, services, tasks
-from exceptions.filters import PAGE_SIZES, SORTS, CaseFilter, filter_choices
-from exceptions.forms import (
-    RUN_VERSIONS,
-    SNOOZE_CHOICES,
-    ActionForm,
-    AssignForm,
-    BulkForm,
-    CommentForm,
-    DismissForm,
-    PreviewForm,
-    ReplayEditForm,
-    ReplayForm,
-    ResolveForm,
-    SavedViewForm,
-    SnoozeForm,
-    person_value,
-)
+from exceptions import actions, presenters, selectors, services, tasks
+from exceptions.actions import BulkForm
+from exceptions.filters import PAGE_SIZES, SORTS, filter_choices, view_query
+from exceptions.forms import CommentForm, PreviewForm, SavedViewForm
 from exceptions.models import (
     OPEN_STATES,
-    OPERATOR_RESOLUTIONS,
-    BulkAction,
     BulkJob,
     BulkJobState,
     CaseState,
-    DismissReason,
     ExceptionCase,
     SavedView,
 )
+from exceptions.pagination import InvalidCursor
 from exceptions.preview import preview_event
-from exceptions.selectors import DEFAULT_VIEWS, SORT_SPECS, view_query
+from exceptions.selectors import DEFAULT_VIEWS, SORT_SPECS
 from exceptions.services import CaseActionRefused, CaseConflict
 
 TRIAGE = "exceptions.triage_exceptioncase"
@@ -82,14 +65,12 @@ def _queue_params(request: HttpRequest) -> QueryDict:
 
 
 def _queue_context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
+    """The results part of the queue. A cursor that is not ours raises InvalidCursor."""
     if not params.getlist("state"):
         # No state chosen means the open ones; say so in the form and in every link.
         params = params.copy()
         params.setlist("state", list(OPEN_STATES))
-    choices = filter_choices()
-    filterset = CaseFilter(
-        params, queryset=ExceptionCase.objects.all(), request=request, people=choices["people"]
-    )
+    filterset = selectors.case_filter(params, user=request.user)
     sort = params.get("sort") if params.get("sort") in SORT_SPECS else "sla"
     per_value = params.get("per", "50")
     per = int(per_value) if per_value in dict(PAGE_SIZES) else 50
@@ -105,24 +86,15 @@ def _queue_context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
         per=per,
     )
     job = _current_job(request, params)
-    full_query = _with(query, job=str(job.pk) if job else "")
     now = timezone.now()
     if grouped:
-        rows = selectors.group_rows(page.rows, now=now)
+        rows = presenters.group_rows(page.rows, now=now)
     else:
-        rows = selectors.queue_rows(page.rows, now=now, sizes=page.group_sizes)
+        rows = presenters.queue_rows(page.rows, now=now, sizes=page.group_sizes)
     return {
         "filter": filterset,
         "params": params,
         "states": params.getlist("state"),
-        "choices": choices,
-        "action_choices": {
-            "action": BulkAction.choices,
-            "snooze": SNOOZE_CHOICES,
-            "resolution": OPERATOR_RESOLUTIONS,
-            "dismiss": DismissReason.choices,
-            "run_version": RUN_VERSIONS,
-        },
         "state_choices": CaseState.choices,
         "page": page,
         "rows": rows,
@@ -132,14 +104,12 @@ def _queue_context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
         "sorts": SORTS,
         "page_sizes": PAGE_SIZES,
         "query": query,
-        "full_query": full_query,
+        "full_query": _with(query, job=str(job.pk) if job else ""),
         "first_url": f"?{query}",
         "next_url": f"?{_with(query, after=page.next_cursor)}" if page.next_cursor else "",
         "prev_url": f"?{_with(query, before=page.prev_cursor)}" if page.prev_cursor else "",
         "sort_urls": {name: f"?{_with(query, sort=name)}" for name, _ in SORTS},
         "group_url": f"?{_with(query, group='' if grouped else '1')}",
-        "default_views": [(name, q) for name, q in DEFAULT_VIEWS],
-        "saved_views": selectors.saved_views(user=request.user),
         "job": job,
         "now": now,
         "can_triage": request.user.has_perm(TRIAGE),
@@ -157,9 +127,24 @@ def _current_job(request: HttpRequest, params: QueryDict) -> BulkJob | None:
 def _render_results(
     request: HttpRequest, params: QueryDict, *, status: int = 200, **extra: Any
 ) -> HttpResponse:
-    context = _queue_context(request, params)
+    try:
+        context = _queue_context(request, params)
+    except InvalidCursor:
+        # After an action the list is shown again: from its first page, if the position the
+        # person was at is not one we know.
+        context = _queue_context(request, QueryDict(view_query(params)))
     context.update(extra)
     return render(request, "exceptions/queue.html#rows", context, status=status)
+
+
+def _bad_position(request: HttpRequest, params: QueryDict) -> HttpResponse:
+    context = {
+        "message": "This link points to a position in the queue that is not a valid page: "
+        "it was changed or cut short.",
+        "retry_url": f"{reverse('queue')}?{view_query(params)}",
+        "retry_label": "Start from the first page",
+    }
+    return render(request, "400.html", context, status=400)
 
 
 @require_GET
@@ -167,9 +152,20 @@ def _render_results(
 @permission_required(VIEW_CASES, raise_exception=True)
 @vary_on_headers("HX-Request")
 def queue(request: HttpRequest) -> HttpResponse:
-    context = _queue_context(request, request.GET)
+    try:
+        context = _queue_context(request, request.GET)
+    except InvalidCursor:
+        return _bad_position(request, request.GET)
     if request.htmx:
         return render(request, "exceptions/queue.html#rows", context)
+    context.update(
+        choices=filter_choices(),
+        default_views=DEFAULT_VIEWS,
+        saved_views=selectors.saved_views(user=request.user),
+        bulk_form=BulkForm(auto_id="bulk-id_%s", user=request.user),
+        bulk_offers=actions.offers_in_bulk(request.user),
+        key_offers=actions.offers_by_key(request.user),
+    )
     return render(request, "exceptions/queue.html", context)
 
 
@@ -177,11 +173,10 @@ def queue(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required(VIEW_CASES, raise_exception=True)
 def group_members(request: HttpRequest, fingerprint: str) -> HttpResponse:
-    filterset = CaseFilter(request.GET, queryset=ExceptionCase.objects.all(), request=request)
-    queryset = filterset.qs if filterset.is_valid() else ExceptionCase.objects.none()
+    queryset = selectors.cases_matching(request.GET, user=request.user)
     members = selectors.group_members(fingerprint=fingerprint, queryset=queryset)
     context = {
-        "members": selectors.queue_rows(members, now=timezone.now()),
+        "members": presenters.queue_rows(members, now=timezone.now()),
         "fingerprint": fingerprint,
         "now": timezone.now(),
         "can_triage": request.user.has_perm(TRIAGE),
@@ -196,7 +191,7 @@ def group_members(request: HttpRequest, fingerprint: str) -> HttpResponse:
 @login_required
 @permission_required(TRIAGE, raise_exception=True)
 def bulk(request: HttpRequest) -> HttpResponse:
-    form = BulkForm(request.POST, auto_id="bulk-id_%s")
+    form = BulkForm(request.POST, auto_id="bulk-id_%s", user=request.user)
     params = QueryDict(request.POST.get("query", ""))
     if not form.is_valid():
         problems = [e for errors in form.errors.values() for e in errors]
@@ -204,7 +199,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
         return _bulk_answer(request, params, error=message, status=422)
     data = form.cleaned_data
     if data["scope"] == "matching":
-        filterset = CaseFilter(params, queryset=ExceptionCase.objects.all(), request=request)
+        filterset = selectors.case_filter(params, user=request.user)
         if not filterset.is_valid():
             return _bulk_answer(request, params, error="The filter is not valid.", status=422)
         cases = filterset.qs
@@ -235,7 +230,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
 
 
 def _job_summary(job: BulkJob) -> str:
-    verb = job.get_action_display().lower()
+    verb = actions.ACTIONS[job.action].label.lower()
     parts = [f"{verb}: {job.succeeded} of {job.total} done"]
     if job.skipped:
         parts.append(f"{job.skipped} skipped (changed meanwhile or not applicable)")
@@ -310,31 +305,6 @@ def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # --- one case ---------------------------------------------------------------------------------
 
 
-def _action_forms(case: ExceptionCase, bound: tuple[str, Any] | None = None) -> dict[str, Any]:
-    initial = {"version": case.version}
-    forms = {
-        "claim": ActionForm(initial=initial, auto_id="claim-id_%s"),
-        "acknowledge": ActionForm(initial=initial, auto_id="acknowledge-id_%s"),
-        "assign": AssignForm(initial=initial, auto_id="assign-id_%s"),
-        "snooze": SnoozeForm(initial=initial, auto_id="snooze-id_%s"),
-        "resolve": ResolveForm(initial=initial, auto_id="resolve-id_%s"),
-        "dismiss": DismissForm(initial=initial, auto_id="dismiss-id_%s"),
-        "retry": ActionForm(initial=initial, auto_id="retry-id_%s"),
-        "replay": ReplayForm(initial=initial, auto_id="replay-id_%s"),
-        "replay_edit": ReplayEditForm(
-            initial={**initial, "payload": _pretty(case.event.payload)}, auto_id="edit-id_%s"
-        ),
-        "comment": CommentForm(auto_id="comment-id_%s"),
-    }
-    if bound is not None:
-        forms[bound[0]] = bound[1]
-    return forms
-
-
-def _pretty(payload: Any) -> str:
-    return json.dumps(payload, indent=2, ensure_ascii=False)
-
-
 def _case_context(
     request: HttpRequest,
     case: ExceptionCase,
@@ -344,7 +314,7 @@ def _case_context(
     flash_kind: str = "",
 ) -> dict[str, Any]:
     can_triage = request.user.has_perm(TRIAGE)
-    story = selectors.event_story(event=case.event, case=case)
+    story = presenters.event_story(selectors.event_records(event=case.event, case=case))
     context: dict[str, Any] = {
         "case": case,
         "event": case.event,
@@ -355,11 +325,11 @@ def _case_context(
         "flash_kind": flash_kind,
         "group_size": selectors.group_sizes([case.fingerprint]).get(case.fingerprint, 0),
     }
+    context["offers"] = actions.offers_on_case(case, request.user, bound=bound)
+    if can_triage:
+        context["comment_form"] = CommentForm(auto_id="comment-id_%s")
     if can_triage and case.is_open:
-        context["forms"] = _action_forms(case, bound)
         context["preview"] = preview_event(event=case.event, current=True)
-    elif can_triage:
-        context["forms"] = {"comment": CommentForm(auto_id="comment-id_%s")}
     return context
 
 
@@ -381,60 +351,6 @@ def _get_case(pk: int) -> ExceptionCase:
         raise Http404("No such case.") from exc
 
 
-ACTION_FORMS = {
-    "claim": ActionForm,
-    "acknowledge": ActionForm,
-    "assign": AssignForm,
-    "snooze": SnoozeForm,
-    "resolve": ResolveForm,
-    "dismiss": DismissForm,
-    "retry": ActionForm,
-    "replay": ReplayForm,
-    "replay_edit": ReplayEditForm,
-}
-DONE = {
-    "claim": "Case {pk} is yours.",
-    "acknowledge": "Case {pk} acknowledged.",
-    "assign": "Case {pk} assigned.",
-    "snooze": "Case {pk} snoozed.",
-    "resolve": "Case {pk} resolved.",
-    "dismiss": "Case {pk} dismissed.",
-    "retry": "Case {pk}: the failed step will run again.",
-    "replay": "Case {pk} replayed as event {event}.",
-    "replay_edit": "Case {pk} replayed with the edited payload as event {event}.",
-}
-
-
-def _perform(action: str, case: ExceptionCase, form: Any, actor: Any) -> dict[str, Any]:
-    data = form.cleaned_data
-    common = {"case": case, "actor": actor, "version": data["version"], "note": data["note"]}
-    replay = None
-    if action == "claim":
-        services.case_claim(**common)
-    elif action == "acknowledge":
-        services.case_acknowledge(**common)
-    elif action == "assign":
-        kwargs: dict[str, Any] = {}
-        if data.get("team"):
-            kwargs["team"] = data["team"]
-        if data.get("person"):
-            kwargs["user"] = person_value(data["person"], me=actor)
-        services.case_assign(**common, **kwargs)
-    elif action == "snooze":
-        services.case_snooze(**common, until=form.until())
-    elif action == "resolve":
-        services.case_resolve(**common, resolution=data["resolution"])
-    elif action == "dismiss":
-        services.case_dismiss(**common, reason=data["reason"])
-    elif action == "retry":
-        services.case_retry(**common)
-    elif action == "replay":
-        _, replay = services.case_replay(**common, run_version=data["run_version"])
-    elif action == "replay_edit":
-        _, replay = services.case_replay(**common, run_version="current", payload=data["payload"])
-    return {"pk": case.pk, "event": replay.pk if replay is not None else ""}
-
-
 def _from_queue(request: HttpRequest) -> bool:
     current = request.htmx.current_url if request.htmx else None
     return bool(current) and urlsplit(current).path == reverse("queue")
@@ -452,20 +368,20 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 @permission_required(TRIAGE, raise_exception=True)
 def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """Every action on one case: the form says what, the service does it or says why not."""
-    form_class = ACTION_FORMS.get(action)
-    if form_class is None:
+    chosen = actions.ACTIONS.get(action)
+    if chosen is None:
         raise Http404("No such action.")
+    if not request.user.has_perm(chosen.permission):
+        raise PermissionDenied("Your role cannot take this action.")
     case = _get_case(pk)
-    prefix = "edit" if action == "replay_edit" else action
-    form = form_class(request.POST, auto_id=f"{prefix}-id_%s")
+    form = chosen.form(request.POST, auto_id=chosen.auto_id)
     status, flash, kind = 200, "", ""
     if not form.is_valid():
         status, kind = 422, "error"
         flash = "Not done: " + " ".join(e for errors in form.errors.values() for e in errors)
     else:
         try:
-            done = _perform(action, case, form, request.user)
-            flash = DONE[action].format(**done)
+            flash = actions.perform(chosen, case=case, actor=request.user, form=form)
             form = None
         except CaseConflict as conflict:
             status, kind, flash, form = 409, "conflict", str(conflict), None
@@ -546,7 +462,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         event = selectors.event_for_page(pk)
     except selectors.Event.DoesNotExist as exc:
         raise Http404("No such event.") from exc
-    story = selectors.event_story(event=event)
+    story = presenters.event_story(selectors.event_records(event=event))
     context = {
         "event": event,
         "story": story,

@@ -1,4 +1,4 @@
-"""Short, dense wording of times and SLA clocks for the queue and the case page."""
+"""Short, dense wording of times, SLA clocks and actions for the queue and the case page."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 from django import template
 
-from exceptions.selectors import short_duration as _short
-from exceptions.selectors import sla_wording
+from exceptions.actions import ACTIONS
+from exceptions.presenters import short_duration as _short
+from exceptions.presenters import sla_wording
 
 register = template.Library()
 
@@ -30,6 +31,13 @@ def sla_state(case: Any, now: datetime) -> str:
 def sla_text(case: Any, now: datetime) -> str:
     """ "breached 2h 5m ago", "ack in 12m", or "" when no clock runs."""
     return sla_wording(case, now)[1]
+
+
+@register.filter
+def action_label(name: str) -> str:
+    """The label of a case action by its name (a bulk job stores the name)."""
+    action = ACTIONS.get(name)
+    return action.label if action is not None else name
 
 
 @register.filter

@@ -103,7 +103,12 @@
     var select = document.getElementById("bulk-id_action");
     if (!select) { return; }
     document.querySelectorAll("[data-for-action]").forEach(function (field) {
-      field.hidden = field.dataset.forAction !== select.value;
+      var hidden = field.dataset.forAction !== select.value;
+      field.hidden = hidden;
+      // Only the chosen action's fields are sent: two actions may ask for a field of one name.
+      field.querySelectorAll("input, select, textarea").forEach(function (control) {
+        control.disabled = hidden;
+      });
     });
   }
 
@@ -123,21 +128,34 @@
     if (form.matches("[data-bulk]")) {
       syncQueryFields();
     }
-    if (form.matches("[data-resolve-form]")) {
+    if (form.matches("[data-action-form]")) {
       evt.preventDefault();
-      submitResolve(form);
+      submitDialog(form);
     }
   });
 
   // --- actions from the keyboard ---------------------------------------------------------------
+  // Which key does which action comes from the page (the help lists them, from the server's
+  // registry of actions): nothing about the actions themselves is written down here.
+
+  function actionKeys() {
+    var keys = {};
+    document.querySelectorAll("[data-action-key]").forEach(function (entry) {
+      keys[entry.dataset.actionKey] = {
+        action: entry.dataset.action,
+        bulk: entry.hasAttribute("data-action-bulk"),
+        dialog: entry.dataset.actionDialog || ""
+      };
+    });
+    return keys;
+  }
 
   function act(row, action, extra) {
     if (!row || !window.htmx) { return; }
     var values = extra || {};
     if (row.dataset.group) {
       // A group row acts on every member, through the bulk action.
-      values.action = action === "claim" ? "assign" : action;
-      if (action === "claim") { values.person = "me"; }
+      values.action = action;
       values.scope = "selected";
       values.group = row.dataset.group;
       values.query = queryNow();
@@ -150,24 +168,27 @@
     });
   }
 
-  function openResolve(row) {
-    var dialog = document.getElementById("resolve-dialog");
-    if (!dialog || !row) { return; }
+  function pressAction(row, bound) {
+    if (!row || (row.dataset.group && !bound.bulk)) { return; }
+    if (!bound.dialog) { act(row, bound.action); return; }
+    var dialog = document.getElementById(bound.dialog);
+    if (!dialog) { return; }
     dialog.dataset.case = row.dataset.case;
-    var label = dialog.querySelector("[data-resolve-case]");
+    var label = dialog.querySelector("[data-dialog-case]");
     if (label) { label.textContent = row.dataset.group ? "group" : "#" + row.dataset.case; }
     dialog.querySelector("form").reset();
     dialog.showModal();
-    dialog.querySelector("select").focus();
+    var first = dialog.querySelector("select, input, textarea");
+    if (first) { first.focus(); }
   }
 
-  function submitResolve(form) {
+  function submitDialog(form) {
     var dialog = form.closest("dialog");
     var row = rows().find(function (r) { return r.dataset.case === dialog.dataset.case; });
-    var code = form.querySelector("select").value;
-    if (!code) { form.querySelector("select").focus(); return; }
+    var values = {};
+    new FormData(form).forEach(function (value, name) { values[name] = value; });
     dialog.close();
-    act(row, "resolve", { resolution: code, note: form.querySelector("input[name=note]").value });
+    act(row, dialog.dataset.action, values);
   }
 
   document.addEventListener("click", function (evt) {
@@ -198,7 +219,12 @@
       return;
     }
     var row = currentRow();
-    var canTriage = Boolean(document.getElementById("bulk"));
+    var bound = actionKeys()[evt.key];
+    if (bound) {
+      pressAction(row, bound);
+      evt.preventDefault();
+      return;
+    }
     switch (evt.key) {
       case "j": focusRow(focusedCase === null ? 0 : focusedIndex + 1); break;
       case "k": focusRow(focusedIndex - 1); break;
@@ -213,9 +239,6 @@
         if (row && row.classList.contains("is-focused")) { window.location.href = row.dataset.url; }
         else { return; }
         break;
-      case "a": if (canTriage) { act(row, "claim"); } break;
-      case "e": if (canTriage) { act(row, "acknowledge"); } break;
-      case "r": if (canTriage) { openResolve(row); } break;
       case "/": {
         var search = document.querySelector("[data-search]");
         if (search) { search.focus(); search.select(); }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from exceptions.models import ExceptionCase
 from tests.api.support import Api, error_code
+from tests.cursors import MALFORMED
 from tests.factories import UserFactory
 from workflows.models import Event, Team, Workflow
 
@@ -160,3 +162,16 @@ def test_listing_needs_a_token(api: Api) -> None:
 
     assert response.status_code == 401
     assert error_code(response) == "unauthenticated"
+
+
+@pytest.mark.parametrize("cursor", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_cursor_is_400_invalid_request(
+    api: Api, open_case: Callable[..., ExceptionCase], cursor: str
+) -> None:
+    open_case()
+
+    response = api.get("/exceptions", data={"cursor": cursor})
+
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_request"
+    assert "cursor" in json.dumps(response.json()["error"])

@@ -36,7 +36,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from exceptions.models import OPEN_STATES, SLA_SORT_KEY, ExceptionCase  # noqa: E402
-from exceptions.selectors import encode_cursor  # noqa: E402
+from exceptions.pagination import encode_cursor  # noqa: E402
 
 
 def median_ms(samples: list[float]) -> float:

@@ -213,6 +213,22 @@ def test_keyboard_only_triage_of_three_cases(live_server, page: Page) -> None:
     assert states[cases[2].pk].resolution_note == "Known noise"
 
 
+def test_a_key_on_a_group_row_acts_on_every_case_of_the_group(live_server, page: Page) -> None:
+    operator = UserFactory(username="olivia", roles=["operator"])
+    group = [factories.case(key="email") for _ in range(3)]
+    other = factories.case(key="company.size")
+    sign_in(page, live_server, operator)
+    page.goto(f"{live_server.url}/queue/?group=1&sort=age")
+    expect(rows(page)).to_have_count(2)
+    focused = 0 if rows(page).nth(0).get_attribute("data-case") == str(group[0].pk) else 1
+    for _ in range(focused + 1):
+        page.keyboard.press("j")
+    page.keyboard.press("a")  # the registry's key for "claim": through the bulk action here
+    expect(page.get_by_test_id("flash")).to_have_text("Bulk claim: 3 of 3 done.")
+    owners = {c.pk: c.owner_user for c in ExceptionCase.objects.all()}
+    assert all(owners[c.pk] == operator for c in group) and owners[other.pk] is None
+
+
 @pytest.fixture
 def celery_worker(tmp_path: Path) -> Iterator[CeleryWorker]:
     """A real worker on the default queue, against the test database."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from audit.models import AuditEntry
 from exceptions import services, tasks
-from exceptions.models import BulkJob, BulkJobItem, CaseState, ExceptionCase
+from exceptions.models import BulkJob, BulkJobItem, CaseState, Comment, ExceptionCase
 from tests.exceptions import factories
 
 pytestmark = pytest.mark.django_db
@@ -90,8 +91,15 @@ def test_enqueue_never_raises_when_the_broker_is_down(monkeypatch) -> None:
 
 def test_bulk_job_rows_are_unique_per_case(operator) -> None:
     case = factories.case()
+    for body in ("first", "second"):
+        Comment.objects.create(case=case, author=operator, body=body)
+    # Joined to its two comments, the queryset lists the case twice: it still gets one row.
+    twice = ExceptionCase.objects.filter(comments__body__in=["first", "second"])
+    assert twice.count() == 2
     job = services.bulk_job_create(
-        actor=operator, action="retry", params={}, note="",
-        cases=ExceptionCase.objects.filter(pk=case.pk), scope="test",
-    )  # fmt: skip
+        actor=operator, action="retry", params={}, note="", cases=twice, scope="test"
+    )
     assert BulkJob.objects.get().total == 1 and job.items.count() == 1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BulkJobItem.objects.create(job=job, case=case)
+    assert job.items.count() == 1

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.db import transaction
 
+from exceptions import services
 from exceptions.models import CaseState, ExceptionCase, ReasonCode
 from workflows.models import Event, Team, Workflow, WorkflowVersion
 from workflows.signals import attention_needed
@@ -114,12 +115,13 @@ def test_the_same_problem_on_two_events_shares_a_fingerprint() -> None:
     assert ExceptionCase.objects.values("fingerprint").distinct().count() == 2
 
 
-def test_overdue_is_a_fact_of_the_case() -> None:
+def test_overdue_is_a_fact_of_the_case(operator) -> None:
     event = make_event()
     signal(event)
     case = ExceptionCase.objects.get()
-    assert not case.is_overdue(case.opened_at + timedelta(minutes=29))
-    assert case.is_overdue(case.opened_at + timedelta(minutes=31))
-    case.acknowledged_at = case.opened_at + timedelta(minutes=5)
-    assert not case.is_overdue(case.opened_at + timedelta(minutes=31))
-    assert case.is_overdue(case.opened_at + timedelta(hours=5))
+    assert case.sla_state(case.opened_at + timedelta(minutes=29)) == "due"
+    assert case.sla_state(case.opened_at + timedelta(minutes=31)) == "breached"
+    # Acknowledging stops the acknowledge clock; the resolve clock runs on.
+    acknowledged = services.case_acknowledge(case=case, actor=operator, version=case.version)
+    assert acknowledged.sla_state(case.opened_at + timedelta(minutes=31)) == "due"
+    assert acknowledged.sla_state(case.opened_at + timedelta(hours=5)) == "breached"

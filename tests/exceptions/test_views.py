@@ -163,7 +163,10 @@ def test_the_case_page_tells_the_whole_story(signed_in) -> None:
     assert "HTTPStatus422" in body and "84 ms" in body and ">422<" in body
     assert "Failed" in body and "Callback" in body
     assert 'data-testid="actions"' in body
-    assert "would" in body  # the replay preview under the current version
+    # The replay form shows what the current version makes of this payload: its panel names
+    # the field this payload still lacks (the page's static wording alone never would).
+    panel = re.search(r'data-testid="preview"[^>]*>(.*?)</div>', body, re.S)
+    assert panel is not None and "company.size" in panel.group(1)
 
 
 def test_the_event_page_shows_any_event(signed_in) -> None:
