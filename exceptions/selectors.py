@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
 from audit.models import AuditEntry
 from exceptions.filters import CaseFilter
-from exceptions.models import OPEN_STATES, SLA_SORT_KEY, BulkJob, ExceptionCase, SavedView
+from exceptions.models import (
+    OPEN_STATES,
+    SLA_SORT_KEY,
+    BulkItemState,
+    BulkJob,
+    BulkJobState,
+    ExceptionCase,
+    SavedView,
+)
 from exceptions.pagination import SortSpec, keyset_page
 from workflows.models import Event
 
@@ -297,3 +306,19 @@ def event_records(*, event: Event, case: ExceptionCase | None = None) -> EventRe
 
 def bulk_job_for(*, pk: int, user: Any) -> BulkJob | None:
     return BulkJob.objects.filter(pk=pk, created_by=user).first()
+
+
+def bulk_jobs_stalled(*, now: datetime, after: timedelta) -> list[int]:
+    """Unfinished jobs with work left whose chunks stopped committing `after` ago or more.
+
+    A job's chain of tasks ends if its message is lost (a broker restart, a purge); the items
+    are still pending in the database, so sending the job again picks up where it stopped.
+    """
+    cutoff = now - after
+    return list(
+        BulkJob.objects.filter(state__in=[BulkJobState.QUEUED, BulkJobState.RUNNING])
+        .annotate(moved=Coalesce("progressed_at", "started_at", "created_at"))
+        .filter(moved__lt=cutoff, items__state=BulkItemState.PENDING)
+        .values_list("pk", flat=True)
+        .distinct()
+    )

@@ -604,6 +604,7 @@ def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
             counts[item.state] += 1
         BulkJobItem.objects.bulk_update(items, ["state", "message"])
         BulkJob.objects.filter(pk=job_id).update(
+            progressed_at=timezone.now(),
             done=F("done") + len(items),
             succeeded=F("succeeded") + counts[BulkItemState.SUCCEEDED],
             skipped=F("skipped") + counts[BulkItemState.SKIPPED],

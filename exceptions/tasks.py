@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
-from exceptions import services
+from exceptions import selectors, services
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +25,24 @@ def bulk_run(job_id: int) -> None:
         bulk_run.apply_async(args=[job_id], queue=BULK_QUEUE)
 
 
+@shared_task(name="exceptions.resume_bulk_jobs", queue=BULK_QUEUE)
+def resume_bulk_jobs() -> list[int]:
+    """Send jobs that stopped making progress to the workers again; returns their ids."""
+    after = timedelta(seconds=settings.HANDOFF_BULK_STALL_SECONDS)
+    stalled = selectors.bulk_jobs_stalled(now=timezone.now(), after=after)
+    for job_id in stalled:
+        logger.warning("bulk job %s made no progress for %s; sending it again", job_id, after)
+        bulk_job_enqueue(job_id)
+    return stalled
+
+
 @shared_task(name="exceptions.wake_snoozed", queue=BULK_QUEUE)
 def wake_snoozed() -> int:
     return services.cases_wake_snoozed()
 
 
 def bulk_job_enqueue(job_id: int) -> bool:
-    """Start a job's chains. Never raises: a job left queued is re-sent by its progress poll."""
+    """Start a job's chains. Never raises: a job left queued is re-sent by resume_bulk_jobs."""
     try:
         for _ in range(BULK_PARALLEL_CHAINS):
             bulk_run.apply_async(args=[job_id], queue=BULK_QUEUE, retry=False)

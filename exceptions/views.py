@@ -25,7 +25,6 @@ from exceptions.forms import CommentForm, PreviewForm, SavedViewForm
 from exceptions.models import (
     OPEN_STATES,
     BulkJob,
-    BulkJobState,
     CaseState,
     ExceptionCase,
     SavedView,
@@ -38,8 +37,6 @@ from exceptions.services import CaseActionRefused, CaseConflict
 TRIAGE = "exceptions.triage_exceptioncase"
 VIEW_CASES = "exceptions.view_exceptioncase"
 JOB_SESSION_KEY = "queue_bulk_job"
-# A queued job nobody started after this long is sent to the workers again (broker hiccup).
-JOB_RESEND_AFTER_SECONDS = 15
 
 
 # --- the queue --------------------------------------------------------------------------------
@@ -265,9 +262,6 @@ def bulk_progress(request: HttpRequest, pk: int) -> HttpResponse:
     job = selectors.bulk_job_for(pk=pk, user=request.user)
     if job is None:
         raise Http404("No such bulk job of yours.")
-    age = (timezone.now() - job.created_at).total_seconds()
-    if job.state == BulkJobState.QUEUED and age > JOB_RESEND_AFTER_SECONDS:
-        tasks.bulk_job_enqueue(job.pk)
     if not request.htmx:
         return redirect(f"{reverse('queue')}?job={job.pk}")
     response = render(request, "exceptions/queue.html#job", {"job": job})

@@ -241,6 +241,12 @@ CELERY = {
             "schedule": 30.0,
             "options": {"queue": "events", "expires": 60},
         },
+        # Bulk jobs whose chain of tasks was lost are sent to the workers again.
+        "exceptions-resume-bulk-jobs": {
+            "task": "exceptions.resume_bulk_jobs",
+            "schedule": 30.0,
+            "options": {"queue": "default", "expires": 25},
+        },
         # Snoozed cases whose snooze has ended come back to the queue.
         "exceptions-wake-snoozed": {
             "task": "exceptions.wake_snoozed",
@@ -267,6 +273,9 @@ HANDOFF_DESTINATION_REFUSE_PRIVATE = env_bool("HANDOFF_DESTINATION_REFUSE_PRIVAT
 HANDOFF_DESTINATION_ALLOWLIST = env_list("HANDOFF_DESTINATION_ALLOWLIST", [])
 
 AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
+
+# A bulk job whose chunks stopped committing this long ago is sent to the workers again.
+HANDOFF_BULK_STALL_SECONDS = env_int("HANDOFF_BULK_STALL_SECONDS", 60)
 
 # HTTP API: one event's payload, a whole batch request, and each token's request budget.
 HANDOFF_MAX_PAYLOAD_BYTES = env_int("HANDOFF_MAX_PAYLOAD_BYTES", 256 * 1024)

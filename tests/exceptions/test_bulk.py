@@ -103,3 +103,44 @@ def test_bulk_job_rows_are_unique_per_case(operator) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         BulkJobItem.objects.create(job=job, case=case)
     assert job.items.count() == 1
+
+
+def test_a_job_whose_chain_was_lost_is_sent_again_and_finishes(
+    operator, monkeypatch, time_machine
+) -> None:
+    time_machine.move_to("2026-06-01 09:00:00+00:00", tick=False)
+    for _ in range(5):
+        factories.case()
+    job = services.bulk_job_create(
+        actor=operator, action="acknowledge", params={}, note="", cases=ExceptionCase.objects.all(),
+        scope="test",
+    )  # fmt: skip
+    monkeypatch.setattr(services, "BULK_CHUNK_SIZE", 2)
+    services.bulk_job_run_chunk(job_id=job.pk)  # one chunk ran, then the chain's message was lost
+    sent = []
+    monkeypatch.setattr(tasks.bulk_run, "apply_async", lambda **kw: sent.append(kw["args"]))
+
+    time_machine.shift(30)
+    assert tasks.resume_bulk_jobs() == [], "a job that moved 30 s ago is still running"
+    time_machine.shift(60)
+    assert tasks.resume_bulk_jobs() == [job.pk]
+    assert sent == [[job.pk], [job.pk]]  # both of its chains, as when it started
+
+    while services.bulk_job_run_chunk(job_id=job.pk):
+        pass
+    job.refresh_from_db()
+    assert (job.state, job.done) == ("done", 5)
+    time_machine.shift(600)
+    assert tasks.resume_bulk_jobs() == [], "a finished job is left alone"
+
+
+def test_a_job_never_started_is_sent_again(operator, monkeypatch, time_machine) -> None:
+    time_machine.move_to("2026-06-01 09:00:00+00:00", tick=False)
+    factories.case()
+    job = services.bulk_job_create(
+        actor=operator, action="acknowledge", params={}, note="", cases=ExceptionCase.objects.all(),
+        scope="test",
+    )  # fmt: skip
+    monkeypatch.setattr(tasks.bulk_run, "apply_async", lambda **kw: None)
+    time_machine.shift(61)
+    assert tasks.resume_bulk_jobs() == [job.pk]
