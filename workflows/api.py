@@ -21,8 +21,8 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
 from audit.actors import actor_for_token
+from audit.canonical import canonical_json
 from workflows.auth import workflows_visible_to
-from workflows.canonical import canonical_json
 from workflows.models import ApiToken, Event, Workflow
 from workflows.services.ingest import (
     IdempotencyConflict,

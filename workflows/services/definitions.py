@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from audit.canonical import canonical_hash
 from audit.services import audit_record
-from workflows.canonical import canonical_hash
 from workflows.definitions import (
     DefinitionError,
     Owners,

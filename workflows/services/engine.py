@@ -26,8 +26,8 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from audit.canonical import canonical_hash
 from audit.services import audit_record
-from workflows.canonical import canonical_hash
 from workflows.definitions import json_type, json_type_matches
 from workflows.delivery import Verdict, WebhookRequest, WebhookResult, webhook_body, webhooks_send
 from workflows.dispatch import wake_workers
