@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from audit.actors import actor_label
 from audit.canonical import canonical_hash
 from audit.services import audit_record
 from workflows.definitions import json_type, json_type_matches
@@ -697,7 +698,7 @@ def _record_delivery(run: _Run, result: WebhookResult, position: int) -> None:
     # The operator's request is used up by this attempt; later ones are the engine's own.
     event.pending_trigger = AttemptTrigger.AUTO
     event.pending_actor = None
-    event.pending_actor_label = "system"
+    event.pending_actor_label = actor_label(None)
 
     what = _failure(result, url)
     if status == AttemptStatus.SUCCEEDED:
@@ -1118,7 +1119,7 @@ def event_retry(*, event: Event, actor: Any, note: str = "", clear_review: bool 
         "completed_at": None,
         "pending_trigger": AttemptTrigger.RETRY,
         "pending_actor": actor,
-        "pending_actor_label": _actor_label(actor),
+        "pending_actor_label": actor_label(actor),
         "updated_at": now,
     }
     if clear_review:
@@ -1164,7 +1165,7 @@ def event_replay(
     if problem:
         raise ReplayNotPossible(problem)
     now = timezone.now()
-    label = _actor_label(actor)
+    label = actor_label(actor)
     replay = Event.objects.create(
         workflow=original.workflow,
         version=target,
@@ -1257,10 +1258,6 @@ def _owner_label(event: Event) -> str:
     if event.owner_user is not None:
         return USER_PREFIX + event.owner_user.get_username()
     return event.owner_team.slug if event.owner_team is not None else ""
-
-
-def _actor_label(actor: Any) -> str:
-    return actor.get_username() if actor is not None else "system"
 
 
 def _because(inputs: dict[str, Any]) -> str:
