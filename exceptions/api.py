@@ -21,6 +21,7 @@ from exceptions.models import CaseState, ExceptionCase
 from workflows.api import MAX_ID, ApiError, ErrorOut, event_for, token_of
 from workflows.auth import workflows_visible_to
 from workflows.models import Event
+from workflows.owners import owner_username
 
 router = Router(tags=["exceptions"])
 
@@ -269,8 +270,9 @@ def exception_list(
     if reason is not None:
         cases = cases.filter(reason_id=reason)
     if owner is not None:
-        if owner.startswith("user:"):
-            cases = cases.filter(owner_user__username=owner.removeprefix("user:"))
+        username = owner_username(owner)
+        if username is not None:
+            cases = cases.filter(owner_user__username=username)
         else:
             cases = cases.filter(owner_team__slug=owner)
     if cursor is not None:

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Max
@@ -46,6 +45,7 @@ from workflows.models import (
     Team,
     WorkflowVersion,
 )
+from workflows.owners import owner_find, owner_ref
 from workflows.rules import (
     CompiledWorkflow,
     Rule,
@@ -65,7 +65,6 @@ STEP_ORDER = [Step.VALIDATE, Step.ENRICH, Step.ROUTE, Step.REVIEW, Step.DELIVER,
 DUE_STATES = (EventState.RECEIVED, EventState.RETRY_SCHEDULED)
 RETRYABLE_STATES = (EventState.NEEDS_ATTENTION, EventState.FAILED)
 ERROR_MESSAGE_LIMIT = 2000
-USER_PREFIX = "user:"
 
 # The columns a batch writes back; the received record (payload and the rest) is never touched.
 EVENT_FIELDS = [
@@ -438,22 +437,16 @@ class _OwnerDirectory:
 
     @staticmethod
     def _look_up(ref: str, at: datetime) -> tuple[Any, str]:
-        if ref.startswith(USER_PREFIX):
-            username = ref.removeprefix(USER_PREFIX)
-            user = get_user_model().objects.filter(username=username).first()
-            if user is None:
-                return None, "does not exist"
-            if not user.is_active:
-                return None, "is deactivated"
-            return user, ""
-        team = Team.objects.filter(slug=ref).first()
-        if team is None:
+        owner = owner_find(ref)
+        if owner is None:
             return None, "does not exist"
-        if not team.active:
+        if not isinstance(owner, Team):
+            return (owner, "") if owner.is_active else (None, "is deactivated")
+        if not owner.active:
             return None, "is inactive"
-        if not active_members(team_id=team.pk, at=at).exists():
+        if not active_members(team_id=owner.pk, at=at).exists():
             return None, "has no active members"
-        return team, ""
+        return owner, ""
 
 
 def _route(run: _Run, owners: _OwnerDirectory) -> bool:
@@ -1242,10 +1235,7 @@ def _rule_failed(run: _Run, rule: Rule, inputs: dict[str, Any], outcome: RuleRes
 
 
 def _workflow_owner(run: _Run) -> Any:
-    ref = run.compiled.owner
-    if ref.startswith(USER_PREFIX):
-        return get_user_model().objects.filter(username=ref.removeprefix(USER_PREFIX)).first()
-    return Team.objects.filter(slug=ref).first()
+    return owner_find(run.compiled.owner)
 
 
 def _current_owner(run: _Run) -> Any:
@@ -1255,9 +1245,7 @@ def _current_owner(run: _Run) -> Any:
 
 
 def _owner_label(event: Event) -> str:
-    if event.owner_user is not None:
-        return USER_PREFIX + event.owner_user.get_username()
-    return event.owner_team.slug if event.owner_team is not None else ""
+    return owner_ref(team=event.owner_team, user=event.owner_user)
 
 
 def _because(inputs: dict[str, Any]) -> str:
