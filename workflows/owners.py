@@ -16,11 +16,13 @@ def owner_username(ref: str) -> str | None:
     return ref.removeprefix(USER_PREFIX) if ref.startswith(USER_PREFIX) else None
 
 
-def owner_ref(*, team: Team | None, user: Any) -> str:
-    """The reference that names an owner: user:<username> for a person, else the team's slug."""
-    if user is not None:
-        return USER_PREFIX + user.get_username()
-    return team.slug if team is not None else ""
+def owner_ref(owner: Any) -> str:
+    """The reference that names an owner: user:<username> for a person, a Team's slug, or ""."""
+    if owner is None:
+        return ""
+    if isinstance(owner, Team):
+        return owner.slug
+    return USER_PREFIX + owner.get_username()
 
 
 def owner_find(ref: str) -> Any:
