@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db import transaction
@@ -19,24 +18,18 @@ from workflows.models import (
     OutcomeStatus,
     Step,
 )
+from workflows.rules import compiled_version
+from workflows.services.engine import event_close_on_outcome
+from workflows.services.engine.wording import evidence_summary
 from workflows.signals import attention_needed
 
 TERMINAL_STATES = (EventState.SUCCEEDED, EventState.FAILED, EventState.CANCELLED)
-EVIDENCE_SUMMARY_LENGTH = 200
+# What event_close_on_outcome may change.
+CLOSING_FIELDS = ["state", "step", "completed_at", "next_attempt_at", "outcome_due_at"]
 
 
 class OutcomeConflict(Exception):
     """The event is closed, or its destination already reported an outcome."""
-
-
-def evidence_summary(evidence: dict[str, Any]) -> str:
-    """The evidence in one short line, for explanations and case details."""
-    if not evidence:
-        return "none given"
-    text = json.dumps(evidence, sort_keys=True, ensure_ascii=False)
-    if len(text) > EVIDENCE_SUMMARY_LENGTH:
-        text = text[: EVIDENCE_SUMMARY_LENGTH - 1] + "…"
-    return text
 
 
 @transaction.atomic
@@ -77,17 +70,20 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         observed_at=now,
     )
 
-    closes = event.state == EventState.DELIVERED
-    if closes and status == OutcomeStatus.ACHIEVED:
-        event.state = EventState.SUCCEEDED
-        event.completed_at = now
-        event.save(update_fields=["state", "completed_at", "updated_at"])
-        explanation = f"Destination reported the outcome achieved (evidence: {summary})."
-    elif closes:
-        event.state = EventState.NEEDS_ATTENTION
-        event.save(update_fields=["state", "updated_at"])
+    attention = None
+    if event.state == EventState.DELIVERED:
+        attention = event_close_on_outcome(
+            event=event,
+            compiled=compiled_version(event.version),
+            status=status,
+            now=now,
+            evidence=evidence,
+        )
+        event.save(update_fields=[*CLOSING_FIELDS, "updated_at"])
         explanation = (
-            f"Destination reported the outcome failed (evidence: {summary}); "
+            f"Destination reported the outcome achieved (evidence: {summary})."
+            if attention is None
+            else f"Destination reported the outcome failed (evidence: {summary}); "
             "the event needs attention."
         )
     else:
@@ -107,16 +103,8 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         explanation=explanation,
         created_at=now,
     )
-    if closes and status == OutcomeStatus.FAILED:
-        attention_needed.send(
-            sender=Event,
-            event=event,
-            reason_code="outcome_failed",
-            detail=f"The destination reported the outcome failed. Evidence: {summary}",
-            owner=event.owner_user or event.owner_team,
-            step=Step.OUTCOME,
-            fingerprint_key="outcome_failed",
-        )
+    if attention is not None:
+        attention_needed.send(sender=Event, event=event, **attention)
     audit_record(
         actor=actor,
         action="outcome.report",
