@@ -24,9 +24,9 @@ from exceptions.models import (
     ExceptionCase,
     SavedView,
 )
-from exceptions.preview import FieldProblem, validation_problems
 from workflows.models import Event
 from workflows.rules import compiled_version
+from workflows.services.engine import FieldProblem, validation_problems
 
 # Up to this many matching cases the queue counts exactly; beyond, it shows the planner's
 # estimate and says so. Either way the count costs about the same on 1,000 or 1,000,000 cases.

@@ -3,7 +3,8 @@
 A worker claims a batch of due events (claims), runs each event's steps from where it stands
 (steps: validate, enrich, route, review, deliver, outcome), delivers the batch's webhooks side by
 side and writes the batch's records together (batch). Operators close, retry and replay events
-(operator). Each step records its decisions on a Run (run) in the engine's own words (wording).
+(operator); a dry run runs the same steps with writes turned off (dry_run). Each step records its
+decisions on a Run (run) in the engine's own words (wording).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from workflows.services.engine.claims import (
     events_release_stale,
 )
 from workflows.services.engine.delivery import ERROR_MESSAGE_LIMIT
+from workflows.services.engine.dry_run import DryRun, event_dry_run, payload_dry_run
 from workflows.services.engine.operator import (
     RETRYABLE_STATES,
     EventNotRetryable,
@@ -42,11 +44,13 @@ __all__ = [
     "STEP_ORDER",
     "BatchResult",
     "DrainResult",
+    "DryRun",
     "EventNotRetryable",
     "FieldProblem",
     "ReplayNotPossible",
     "event_close",
     "event_close_on_outcome",
+    "event_dry_run",
     "event_replay",
     "event_retry",
     "events_claim_due",
@@ -55,5 +59,6 @@ __all__ = [
     "events_process_due",
     "events_release_stale",
     "outcomes_expire_due",
+    "payload_dry_run",
     "validation_problems",
 ]
