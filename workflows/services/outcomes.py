@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -48,19 +49,10 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         .select_related("version", "owner_team", "owner_user")
         .get(pk=event.pk)
     )
-    if event.state in TERMINAL_STATES:
-        raise OutcomeConflict(f"event {event.pk} is already {event.state}")
-    # One callback per delivery: a retry claims the event again, and the destination may then
-    # report on the new delivery even though it reported on an earlier one.
-    reported = event.outcomes.filter(source=OutcomeSource.CALLBACK)
-    if event.claimed_at is not None:
-        reported = reported.filter(observed_at__gte=event.claimed_at)
-    if reported.exists():
-        raise OutcomeConflict(f"an outcome was already reported for this delivery of {event.pk}")
+    _refuse_if_closed_or_reported(event)
 
     now = timezone.now()
     before_state = event.state
-    summary = evidence_summary(evidence)
     outcome = Outcome.objects.create(
         event=event,
         status=status,
@@ -69,29 +61,7 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         reported_by=actor.label,
         observed_at=now,
     )
-
-    attention = None
-    if event.state == EventState.DELIVERED:
-        attention = event_close_on_outcome(
-            event=event,
-            compiled=compiled_version(event.version),
-            status=status,
-            now=now,
-            evidence=evidence,
-        )
-        event.save(update_fields=[*CLOSING_FIELDS, "updated_at"])
-        explanation = (
-            f"Destination reported the outcome achieved (evidence: {summary})."
-            if attention is None
-            else f"Destination reported the outcome failed (evidence: {summary}); "
-            "the event needs attention."
-        )
-    else:
-        explanation = (
-            f"Destination reported the outcome {status} (evidence: {summary}) before delivery "
-            f"completed; recorded for when it does (event is {event.state})."
-        )
-
+    attention, explanation = _close_if_delivered(event, status, evidence, now)
     Decision.objects.create(
         event=event,
         step=Step.OUTCOME,
@@ -113,3 +83,40 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         after={"state": event.state, "outcome_id": outcome.pk, "status": status},
     )
     return outcome
+
+
+def _refuse_if_closed_or_reported(event: Event) -> None:
+    if event.state in TERMINAL_STATES:
+        raise OutcomeConflict(f"event {event.pk} is already {event.state}")
+    # One callback per delivery: a retry claims the event again, and the destination may then
+    # report on the new delivery even though it reported on an earlier one.
+    reported = event.outcomes.filter(source=OutcomeSource.CALLBACK)
+    if event.claimed_at is not None:
+        reported = reported.filter(observed_at__gte=event.claimed_at)
+    if reported.exists():
+        raise OutcomeConflict(f"an outcome was already reported for this delivery of {event.pk}")
+
+
+def _close_if_delivered(
+    event: Event, status: str, evidence: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any] | None, str]:
+    """Close a delivered event on the report; (the attention it needs, the explanation)."""
+    summary = evidence_summary(evidence)
+    if event.state != EventState.DELIVERED:
+        return None, (
+            f"Destination reported the outcome {status} (evidence: {summary}) before delivery "
+            f"completed; recorded for when it does (event is {event.state})."
+        )
+    attention = event_close_on_outcome(
+        event=event,
+        compiled=compiled_version(event.version),
+        status=status,
+        now=now,
+        evidence=evidence,
+    )
+    event.save(update_fields=[*CLOSING_FIELDS, "updated_at"])
+    if attention is None:
+        return None, f"Destination reported the outcome achieved (evidence: {summary})."
+    return attention, (
+        f"Destination reported the outcome failed (evidence: {summary}); the event needs attention."
+    )
