@@ -33,6 +33,15 @@ class Actor:
 SYSTEM = Actor(kind="system", label="system")
 
 
+def actor_label(actor: Any) -> str:
+    """How records name whoever acted: an Actor's label, a person's username, or "system"."""
+    if actor is None:
+        return SYSTEM.label
+    if isinstance(actor, Actor):
+        return actor.label
+    return str(actor.get_username())
+
+
 def actor_for_user(user: Any, at: datetime) -> Actor:
     roles = sorted(group.name for group in user.groups.all())
     if user.is_superuser:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
+
+from audit.canonical import canonical_json
 
 if TYPE_CHECKING:
     from audit.models import AuditEntry
@@ -33,9 +34,7 @@ def canonical(entry: AuditEntry) -> bytes:
         "request_id": entry.request_id,
         "approval_id": entry.approval_id,
     }
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return canonical_json(document)
 
 
 def entry_hash(prev_hash: str, entry: AuditEntry) -> str:

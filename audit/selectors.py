@@ -7,12 +7,6 @@ from django.db.models import QuerySet
 from audit.models import AuditEntry
 
 
-def entries_for_object(*, object_type: str, object_id: str | int) -> QuerySet[AuditEntry]:
-    return AuditEntry.objects.filter(object_type=object_type, object_id=str(object_id)).order_by(
-        "created_at", "id"
-    )
-
-
 def recent_entries(*, limit: int = 10) -> QuerySet[AuditEntry]:
     return AuditEntry.objects.order_by("-created_at", "-id")[:limit]
 

@@ -19,6 +19,7 @@ from exceptions.selectors import SORT_SPECS, cases_matching
 from workflows.api import ApiError, ErrorOut, event_for, token_of
 from workflows.auth import workflows_visible_to
 from workflows.models import Event
+from workflows.owners import owner_username
 
 router = Router(tags=["exceptions"])
 
@@ -248,7 +249,7 @@ def exception_list(
     if reason is not None:
         params["reason"] = reason
     if owner is not None:
-        params["owner" if owner.startswith("user:") else "team"] = owner
+        params["owner" if owner_username(owner) is not None else "team"] = owner
     visible = _cases_shaped().filter(workflow__in=workflows_visible_to(token_of(request)))
     cases = cases_matching(params, queryset=visible)
     try:

@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from audit.models import AuditEntry
 from exceptions.models import ExceptionCase
-from exceptions.preview import FieldProblem, validation_problems
 from exceptions.selectors import CaseGroup, EventRecords
 from workflows.rules import compiled_version
+from workflows.services.engine import FieldProblem, validation_problems
 
 PAYLOAD_LINE_LIMIT = 3000
 

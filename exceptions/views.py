@@ -30,9 +30,9 @@ from exceptions.models import (
     SavedView,
 )
 from exceptions.pagination import InvalidCursor
-from exceptions.preview import preview_event
 from exceptions.selectors import DEFAULT_VIEWS, SORT_SPECS
 from exceptions.services import CaseActionRefused, CaseConflict
+from workflows.services.engine import event_dry_run
 
 TRIAGE = "exceptions.triage_exceptioncase"
 VIEW_CASES = "exceptions.view_exceptioncase"
@@ -323,7 +323,7 @@ def _case_context(
     if can_triage:
         context["comment_form"] = CommentForm(auto_id="comment-id_%s")
     if can_triage and case.is_open:
-        context["preview"] = preview_event(event=case.event, current=True)
+        context["preview"] = event_dry_run(event=case.event)
     return context
 
 
@@ -436,7 +436,7 @@ def case_preview(request: HttpRequest, pk: int) -> HttpResponse:
     context: dict[str, Any] = {"case": case, "edited": True}
     status = 200
     if form.is_valid():
-        context["preview"] = preview_event(event=case.event, payload=form.cleaned_data["payload"])
+        context["preview"] = event_dry_run(event=case.event, payload=form.cleaned_data["payload"])
     else:
         context["preview_error"] = " ".join(form.errors.get("payload", ["Not valid."]))
         status = 422

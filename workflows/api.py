@@ -21,8 +21,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
 from audit.actors import actor_for_token
+from audit.canonical import canonical_json
 from workflows.auth import workflows_visible_to
-from workflows.canonical import canonical_json
+from workflows.definitions import json_type
 from workflows.models import ApiToken, Event, Workflow
 from workflows.services.ingest import (
     IdempotencyConflict,
@@ -147,21 +148,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise ApiError(
             400,
             "not_an_object",
-            f"The body must be a JSON object, not {_json_type(value)}.",
+            f"The body must be a JSON object, not a JSON {json_type(value)}.",
         )
     return value
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 class JsonObjectParser(Parser):
@@ -379,7 +368,8 @@ def event_batch_post(request: HttpRequest, slug: str, batch: BatchIn) -> Status[
             raise ApiError(
                 400,
                 "not_an_object",
-                f"events[{index}].payload must be a JSON object, not {_json_type(item.payload)}.",
+                f"events[{index}].payload must be a JSON object, "
+                f"not a JSON {json_type(item.payload)}.",
                 details={"index": index},
             )
         if len(canonical_json(item.payload)) > limit:

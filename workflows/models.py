@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -55,9 +53,6 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} as {self.role}"
-
-    def is_active_at(self, at: datetime) -> bool:
-        return self.valid_from <= at and (self.valid_to is None or at < self.valid_to)
 
 
 class Workflow(models.Model):

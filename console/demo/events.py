@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 from audit.actors import SYSTEM
-from workflows.canonical import canonical_hash
+from audit.canonical import canonical_hash
 from workflows.models import ApiToken, Workflow
 from workflows.services.ingest import event_ingest
 from workflows.services.tokens import api_token_create, api_token_revoke

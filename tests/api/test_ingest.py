@@ -233,14 +233,19 @@ def test_an_empty_json_body_is_400_invalid_json(api: Api, workflow: Workflow) ->
     assert error_code(response) == "invalid_json"
 
 
-@pytest.mark.parametrize("value", [[1, 2], "text", 42, None, True])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [([1, 2], "array"), ("text", "string"), (42, "integer"), (None, "null"), (True, "boolean")],
+)
 def test_json_that_is_not_an_object_is_400_not_an_object(
-    api: Api, workflow: Workflow, value: Any
+    api: Api, workflow: Workflow, value: Any, kind: str
 ) -> None:
     response = api.post("/workflows/lead-routing/events", raw=json.dumps(value))
 
     assert response.status_code == 400
     assert error_code(response) == "not_an_object"
+    # The type is named as the required-field check names it.
+    assert response.json()["error"]["message"].endswith(f"not a JSON {kind}.")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
-from audit.actors import actor_for_token
+from audit.actors import actor_for_token, actor_label
 from audit.chain import GENESIS_HASH, entry_hash
 from audit.context import current_request_id
 from audit.models import AuditEntry
@@ -86,6 +86,15 @@ def test_entry_freezes_the_actors_roles_and_the_request_id(make_user) -> None:
     assert entry.actor_roles == ["manager", "operator"]
     assert entry.request_id == "req-12345678"
     assert (entry.object_type, entry.object_id) == ("auth.user", str(user.pk))
+
+
+def test_an_actor_label_names_whoever_acted_as_the_trail_does(make_user) -> None:
+    person = make_user("operator", username="maria")
+    for actor in (None, person, actor_for_token("crm-ingest")):
+        with transaction.atomic():
+            entry = audit_record(actor=actor, action="test.thing")
+        assert actor_label(actor) == entry.actor_label
+    assert [actor_label(a) for a in (None, person)] == ["system", "maria"]
 
 
 def test_token_actor_is_named_by_the_token() -> None:

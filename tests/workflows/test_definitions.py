@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from audit.canonical import canonical_hash
 from audit.models import AuditEntry
-from workflows.canonical import canonical_hash
 from workflows.definitions import DefinitionError, Owners, parse_definition
 from workflows.models import Event, Team, Workflow, WorkflowVersion
 from workflows.rules import compiled_version

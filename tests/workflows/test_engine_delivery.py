@@ -24,8 +24,7 @@ from workflows.models import (
     Step,
     WorkflowVersion,
 )
-from workflows.services import engine
-from workflows.services.engine import outcomes_expire_due
+from workflows.services.engine import batch, outcomes_expire_due
 
 pytestmark = pytest.mark.django_db
 
@@ -338,7 +337,7 @@ def test_confirmation_window_then_expiry_opens_outcome_missing(
 
 def report_during_delivery(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
     """The destination calls back before its 2xx reaches the engine."""
-    real = engine.webhooks_send
+    real = batch.webhooks_send
 
     def send_and_report(requests):
         results = real(requests)
@@ -353,7 +352,7 @@ def report_during_delivery(monkeypatch: pytest.MonkeyPatch, status: str) -> None
             )
         return results
 
-    monkeypatch.setattr(engine, "webhooks_send", send_and_report)
+    monkeypatch.setattr(batch, "webhooks_send", send_and_report)
 
 
 def test_callback_that_overtakes_the_2xx_is_applied_at_once(

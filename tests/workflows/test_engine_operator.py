@@ -29,7 +29,9 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def woken(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    monkeypatch.setattr("workflows.services.engine.wake_workers", lambda: calls.append(1) or True)
+    monkeypatch.setattr(
+        "workflows.services.engine.operator.wake_workers", lambda: calls.append(1) or True
+    )
     return calls
 
 

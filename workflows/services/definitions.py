@@ -11,8 +11,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actors import actor_label
+from audit.canonical import canonical_hash
 from audit.services import audit_record
-from workflows.canonical import canonical_hash
 from workflows.definitions import (
     DefinitionError,
     Owners,
@@ -141,7 +142,7 @@ def _load_one(filename: str, text: str, definition: dict[str, Any], actor: Any) 
             definition=definition,
             source=text,
             content_hash=digest,
-            created_by=getattr(actor, "label", None) or getattr(actor, "username", "") or "system",
+            created_by=actor_label(actor),
         )
         status = "created" if created else "new_version"
     workflow.current_version = version

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from workflows.canonical import canonical_hash
+from audit.canonical import canonical_hash
 from workflows.dispatch import wake_workers
 from workflows.models import Event, EventState, Step, Workflow
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -19,24 +19,18 @@ from workflows.models import (
     OutcomeStatus,
     Step,
 )
+from workflows.rules import compiled_version
+from workflows.services.engine import event_close_on_outcome
+from workflows.services.engine.wording import evidence_summary
 from workflows.signals import attention_needed
 
 TERMINAL_STATES = (EventState.SUCCEEDED, EventState.FAILED, EventState.CANCELLED)
-EVIDENCE_SUMMARY_LENGTH = 200
+# What event_close_on_outcome may change.
+CLOSING_FIELDS = ["state", "step", "completed_at", "next_attempt_at", "outcome_due_at"]
 
 
 class OutcomeConflict(Exception):
     """The event is closed, or its destination already reported an outcome."""
-
-
-def evidence_summary(evidence: dict[str, Any]) -> str:
-    """The evidence in one short line, for explanations and case details."""
-    if not evidence:
-        return "none given"
-    text = json.dumps(evidence, sort_keys=True, ensure_ascii=False)
-    if len(text) > EVIDENCE_SUMMARY_LENGTH:
-        text = text[: EVIDENCE_SUMMARY_LENGTH - 1] + "…"
-    return text
 
 
 @transaction.atomic
@@ -55,19 +49,10 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         .select_related("version", "owner_team", "owner_user")
         .get(pk=event.pk)
     )
-    if event.state in TERMINAL_STATES:
-        raise OutcomeConflict(f"event {event.pk} is already {event.state}")
-    # One callback per delivery: a retry claims the event again, and the destination may then
-    # report on the new delivery even though it reported on an earlier one.
-    reported = event.outcomes.filter(source=OutcomeSource.CALLBACK)
-    if event.claimed_at is not None:
-        reported = reported.filter(observed_at__gte=event.claimed_at)
-    if reported.exists():
-        raise OutcomeConflict(f"an outcome was already reported for this delivery of {event.pk}")
+    _refuse_if_closed_or_reported(event)
 
     now = timezone.now()
     before_state = event.state
-    summary = evidence_summary(evidence)
     outcome = Outcome.objects.create(
         event=event,
         status=status,
@@ -76,26 +61,7 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         reported_by=actor.label,
         observed_at=now,
     )
-
-    closes = event.state == EventState.DELIVERED
-    if closes and status == OutcomeStatus.ACHIEVED:
-        event.state = EventState.SUCCEEDED
-        event.completed_at = now
-        event.save(update_fields=["state", "completed_at", "updated_at"])
-        explanation = f"Destination reported the outcome achieved (evidence: {summary})."
-    elif closes:
-        event.state = EventState.NEEDS_ATTENTION
-        event.save(update_fields=["state", "updated_at"])
-        explanation = (
-            f"Destination reported the outcome failed (evidence: {summary}); "
-            "the event needs attention."
-        )
-    else:
-        explanation = (
-            f"Destination reported the outcome {status} (evidence: {summary}) before delivery "
-            f"completed; recorded for when it does (event is {event.state})."
-        )
-
+    attention, explanation = _close_if_delivered(event, status, evidence, now)
     Decision.objects.create(
         event=event,
         step=Step.OUTCOME,
@@ -107,16 +73,8 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         explanation=explanation,
         created_at=now,
     )
-    if closes and status == OutcomeStatus.FAILED:
-        attention_needed.send(
-            sender=Event,
-            event=event,
-            reason_code="outcome_failed",
-            detail=f"The destination reported the outcome failed. Evidence: {summary}",
-            owner=event.owner_user or event.owner_team,
-            step=Step.OUTCOME,
-            fingerprint_key="outcome_failed",
-        )
+    if attention is not None:
+        attention_needed.send(sender=Event, event=event, **attention)
     audit_record(
         actor=actor,
         action="outcome.report",
@@ -125,3 +83,40 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         after={"state": event.state, "outcome_id": outcome.pk, "status": status},
     )
     return outcome
+
+
+def _refuse_if_closed_or_reported(event: Event) -> None:
+    if event.state in TERMINAL_STATES:
+        raise OutcomeConflict(f"event {event.pk} is already {event.state}")
+    # One callback per delivery: a retry claims the event again, and the destination may then
+    # report on the new delivery even though it reported on an earlier one.
+    reported = event.outcomes.filter(source=OutcomeSource.CALLBACK)
+    if event.claimed_at is not None:
+        reported = reported.filter(observed_at__gte=event.claimed_at)
+    if reported.exists():
+        raise OutcomeConflict(f"an outcome was already reported for this delivery of {event.pk}")
+
+
+def _close_if_delivered(
+    event: Event, status: str, evidence: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any] | None, str]:
+    """Close a delivered event on the report; (the attention it needs, the explanation)."""
+    summary = evidence_summary(evidence)
+    if event.state != EventState.DELIVERED:
+        return None, (
+            f"Destination reported the outcome {status} (evidence: {summary}) before delivery "
+            f"completed; recorded for when it does (event is {event.state})."
+        )
+    attention = event_close_on_outcome(
+        event=event,
+        compiled=compiled_version(event.version),
+        status=status,
+        now=now,
+        evidence=evidence,
+    )
+    event.save(update_fields=[*CLOSING_FIELDS, "updated_at"])
+    if attention is None:
+        return None, f"Destination reported the outcome achieved (evidence: {summary})."
+    return attention, (
+        f"Destination reported the outcome failed (evidence: {summary}); the event needs attention."
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.actors import Actor
+from audit.actors import actor_label
 from audit.services import audit_record
 from workflows.models import ApiToken, Workflow
 
@@ -24,12 +24,6 @@ class TokenError(ValueError):
 def token_hash(plaintext: str) -> str:
     """What is stored and looked up: the SHA-256 of the token, hex."""
     return hashlib.sha256(plaintext.encode()).hexdigest()
-
-
-def _actor_label(actor: Any) -> str:
-    if isinstance(actor, Actor):
-        return actor.label
-    return actor.get_username() if actor is not None else "system"
 
 
 def _token_summary(token: ApiToken, slugs: list[str]) -> dict[str, Any]:
@@ -71,7 +65,7 @@ def api_token_create(
         prefix=plaintext[:PREFIX_LENGTH],
         token_hash=token_hash(plaintext),
         all_workflows=all_workflows,
-        created_by=_actor_label(actor),
+        created_by=actor_label(actor),
     )
     try:
         with transaction.atomic():

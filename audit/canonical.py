@@ -1,4 +1,8 @@
-"""The one byte form of a JSON value, and its hash: for payloads and for definitions alike."""
+"""The one byte form of a JSON value, and its hash: for audit entries, payloads and definitions.
+
+It lives in audit, the lowest layer, because the audit chain needs it and depends on nothing of
+ours; workflows hash payloads and definitions with the same function.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,174 @@
+"""What a person does to an event: close it, retry the step that stopped it, or replay it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import actor_label
+from audit.canonical import canonical_hash
+from audit.services import audit_record
+from workflows.dispatch import wake_workers
+from workflows.models import AttemptTrigger, Event, EventState, Step, WorkflowVersion
+from workflows.services.ingest import unstorable_reason
+
+RETRYABLE_STATES = (EventState.NEEDS_ATTENTION, EventState.FAILED)
+
+
+class EventNotRetryable(Exception):
+    """Only an event that needs attention or failed can be retried."""
+
+
+class ReplayNotPossible(Exception):
+    """The replay asked for cannot be made (no current version, a payload that is not an object)."""
+
+
+def event_close(*, event_id: int, state: str) -> bool:
+    """Close an event that was waiting for a person (needs_attention) as failed or cancelled.
+
+    The caller decides that nothing else holds the event; the update is conditional, so an
+    event that moved on meanwhile (retried, delivered) keeps its state. True if it closed.
+    """
+    if state not in (EventState.FAILED, EventState.CANCELLED):
+        raise ValueError(f"an event closes as failed or cancelled, not {state!r}")
+    now = timezone.now()
+    closed = Event.objects.filter(pk=event_id, state=EventState.NEEDS_ATTENTION).update(
+        state=state, completed_at=now, updated_at=now
+    )
+    return bool(closed)
+
+
+@transaction.atomic
+def event_retry(*, event: Event, actor: Any, note: str = "", clear_review: bool = False) -> Event:
+    """Rerun the step that stopped the event; its next attempt records this person.
+
+    A stopped outcome (none confirmed, or a failure reported) reruns the delivery: the outcome
+    can only come from running the action again. clear_review lets a reviewer's approval through
+    the review gate that held the event.
+    """
+    locked = (
+        Event.objects.select_for_update(of=("self",)).select_related("version").get(pk=event.pk)
+    )
+    if locked.state not in RETRYABLE_STATES:
+        raise EventNotRetryable(
+            f"event {locked.pk} is {locked.state}; only an event that needs attention or "
+            "failed can be retried"
+        )
+    now = timezone.now()
+    before = {"state": locked.state, "step": locked.step, "review_cleared": locked.review_cleared}
+    step = Step.DELIVER if locked.step == Step.OUTCOME else locked.step
+    changes: dict[str, Any] = {
+        "state": EventState.RECEIVED,
+        "step": step,
+        "next_attempt_at": now,
+        "outcome_due_at": None,
+        "completed_at": None,
+        "pending_trigger": AttemptTrigger.RETRY,
+        "pending_actor": actor,
+        "pending_actor_label": actor_label(actor),
+        "updated_at": now,
+    }
+    if clear_review:
+        changes["review_cleared"] = True
+    Event.objects.filter(pk=locked.pk).update(**changes)
+    locked.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action="event.retry",
+        target=locked,
+        before=before,
+        after={"state": locked.state, "step": locked.step, "review_cleared": locked.review_cleared},
+        reason=note,
+    )
+    transaction.on_commit(wake_workers, robust=True)
+    return locked
+
+
+@transaction.atomic
+def event_replay(
+    *,
+    event: Event,
+    actor: Any,
+    version: str = "original",
+    payload_override: dict[str, Any] | None = None,
+    note: str = "",
+) -> Event:
+    """Run the event again from the start as a new event; the original stays as it is."""
+    original = Event.objects.select_related("workflow", "version").get(pk=event.pk)
+    target = replay_version(original, version)
+    edited = payload_override is not None
+    payload = payload_override if edited else original.payload
+    if not isinstance(payload, dict):
+        raise ReplayNotPossible("a payload is a JSON object")
+    problem = unstorable_reason(payload)
+    if problem:
+        raise ReplayNotPossible(problem)
+    replay = _replay_create(original, target, payload, actor=actor, version=version, edited=edited)
+    audit_record(
+        actor=actor,
+        action="event.replay",
+        target=original,
+        before={
+            "version": original.version.number,
+            "payload": original.payload if edited else None,
+        },
+        after={
+            "replay_id": replay.pk,
+            "version": target.number,
+            "version_choice": version,
+            "payload_edited": edited,
+            "payload": payload if edited else None,
+        },
+        reason=note,
+    )
+    transaction.on_commit(wake_workers, robust=True)
+    return replay
+
+
+def replay_version(event: Event, version: str) -> WorkflowVersion:
+    """The version a replay of `event` runs under: "original" (its own) or "current"."""
+    if version == "original":
+        return event.version
+    if version == "current":
+        current = event.workflow.current_version
+        if current is None:
+            raise ReplayNotPossible(f"workflow {event.workflow.slug} has no current version")
+        return current
+    raise ReplayNotPossible(f'version must be "original" or "current", not {version!r}')
+
+
+def _replay_create(
+    original: Event,
+    target: WorkflowVersion,
+    payload: dict[str, Any],
+    *,
+    actor: Any,
+    version: str,
+    edited: bool,
+) -> Event:
+    now = timezone.now()
+    label = actor_label(actor)
+    return Event.objects.create(
+        workflow=original.workflow,
+        version=target,
+        payload=payload,
+        payload_hash=canonical_hash(payload),
+        source="replay",
+        headers={
+            "x-handoff-replay-of": str(original.pk),
+            "x-handoff-replay-version": version,
+            "x-handoff-replay-by": label,
+            "x-handoff-payload-edited": "true" if edited else "false",
+        },
+        idempotency_key=None,
+        received_at=now,
+        replay_of=original,
+        state=EventState.RECEIVED,
+        step=Step.VALIDATE,
+        next_attempt_at=now,
+        pending_trigger=AttemptTrigger.REPLAY,
+        pending_actor=actor,
+        pending_actor_label=label,
+    )
