@@ -8,7 +8,7 @@ other gets CaseConflict with the fresh case instead of silently overwriting the 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -77,6 +77,17 @@ def case_fingerprint(*, workflow_slug: str, reason_code: str, step: str, key: st
 
 
 @transaction.atomic
+def _sla(event: Event) -> tuple[timedelta | None, timedelta | None]:
+    """The workflow version's SLA clocks, if it names them."""
+    try:
+        compiled = compiled_version(event.version)
+    except Exception:
+        # A version the engine can no longer compile is exactly when a processing_error case
+        # must still open: the reason code's clocks apply.
+        return None, None
+    return compiled.acknowledge_within, compiled.resolve_within
+
+
 def case_open_or_join(
     *,
     event: Event,
@@ -95,10 +106,10 @@ def case_open_or_join(
     if existing is not None:
         return existing, False
     reason = ReasonCode.objects.get(code=reason_code)
-    compiled = compiled_version(event.version)
+    acknowledge_within, resolve_within = _sla(event)
     now = timezone.now()
-    acknowledge_within = compiled.acknowledge_within or reason.default_acknowledge_within
-    resolve_within = compiled.resolve_within or reason.default_resolve_within
+    acknowledge_within = acknowledge_within or reason.default_acknowledge_within
+    resolve_within = resolve_within or reason.default_resolve_within
     case = ExceptionCase(
         event=event,
         workflow_id=event.workflow_id,
@@ -106,7 +117,10 @@ def case_open_or_join(
         step=step,
         detail=detail,
         fingerprint=case_fingerprint(
-            workflow_slug=compiled.slug, reason_code=reason_code, step=step, key=fingerprint_key
+            workflow_slug=event.workflow.slug,
+            reason_code=reason_code,
+            step=step,
+            key=fingerprint_key,
         ),
         opened_at=now,
         acknowledge_due_at=now + acknowledge_within if acknowledge_within else None,

@@ -48,6 +48,7 @@ RESPONSE_EXCERPT_CHARS = 2000
 RESPONSE_RAW_BYTES = 16 * 1024
 DEADLINE_GRACE_SECONDS = 0.25
 RETRYABLE_STATUSES = frozenset({408, 429})
+REPLAY_OF_HEADER = "handoff-replay-of"
 
 
 class Verdict(enum.StrEnum):
@@ -86,9 +87,14 @@ def webhook_body(
     payload: Any,
     context: dict[str, Any],
     owner: str,
+    replay_of: int | None = None,
 ) -> str:
-    """The JSON document a destination receives, exactly as it is signed."""
-    document = {
+    """The JSON document a destination receives, exactly as it is signed.
+
+    A replay names the event it replays (`replay_of`, and the REPLAY_OF_HEADER), so a receiver
+    can tell a replayed refund from a new one.
+    """
+    document: dict[str, Any] = {
         "event_id": event_id,
         "workflow": workflow,
         "version": version,
@@ -96,6 +102,8 @@ def webhook_body(
         "context": context,
         "owner": owner,
     }
+    if replay_of is not None:
+        document["replay_of"] = replay_of
     return json.dumps(document, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -263,6 +263,10 @@ HANDOFF_STALE_CLAIM_SECONDS = env_int(
     "HANDOFF_STALE_CLAIM_SECONDS", CELERY_TASK_HARD_TIME_LIMIT + 60
 )
 HANDOFF_SWEEP_MAX_WAKES = env_int("HANDOFF_SWEEP_MAX_WAKES", 4)
+# An unexpected error (or a dead worker) in an event's run: tried again after this many seconds
+# times the failures so far, and after this many failed runs in a row it stops for a person.
+HANDOFF_PROCESSING_ATTEMPTS = env_int("HANDOFF_PROCESSING_ATTEMPTS", 5)
+HANDOFF_PROCESSING_RETRY_SECONDS = env_int("HANDOFF_PROCESSING_RETRY_SECONDS", 10)
 
 # Deliveries: at most this many at once to one destination (scheme, host and port), and which
 # addresses they may reach. Loopback, private, link-local (cloud metadata) and other non-public

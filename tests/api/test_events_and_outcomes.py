@@ -204,7 +204,7 @@ def test_failed_on_a_delivered_event_needs_attention_and_opens_an_outcome_failed
 @pytest.mark.parametrize(
     "state", [EventState.RECEIVED, EventState.PROCESSING, EventState.RETRY_SCHEDULED]
 )
-def test_an_outcome_before_delivery_is_only_recorded(
+def test_a_failed_outcome_before_delivery_is_only_recorded(
     api: Api, make_event: Callable[..., Event], state: str
 ) -> None:
     event = make_event(state)

@@ -56,6 +56,7 @@ def test_worker_killed_while_delivering_loses_nothing(
 
     workers()
     settings.HANDOFF_STALE_CLAIM_SECONDS = 1
+    settings.HANDOFF_PROCESSING_RETRY_SECONDS = 1
     wait_until(
         lambda: Event.objects.get(pk=event.pk).state in ("succeeded", "needs_attention"),
         timeout=20,
@@ -71,10 +72,11 @@ def test_worker_killed_while_delivering_loses_nothing(
     assert {r.headers["webhook-id"] for r in requests} == {str(event.pk)}
     for request in requests:
         assert request.verified(version.workflow.signing_secret)["event_id"] == event.pk
-    # The lost attempt left no row; the decision log says what happened to it.
+    # The killed worker's POST never came back, so it is no attempt; the decision log says
+    # what happened to it.
     attempt = event.attempts.get()
     assert (attempt.number, attempt.status) == (1, "succeeded")
-    released = event.decisions.get(rule="claim")
+    released = event.decisions.get(rule="processing")
     assert released.explanation.startswith(f"Worker {held.claimed_by} stopped before finishing")
     assert event.outcomes.get().status == "achieved"
     assert not ExceptionCase.objects.filter(event=event).exists()

@@ -162,7 +162,9 @@ def test_stale_claims_go_back_to_the_queue(lead_version: MakeVersion, time_machi
     assert events_release_stale(older_than=timedelta(minutes=6)) == 1
     stale, fresh = reload(stale), reload(fresh)
     assert stale.state == EventState.RETRY_SCHEDULED
-    assert stale.next_attempt_at == START + timedelta(minutes=6, seconds=1)
+    # A worker that died counts as a failed run of the event: tried again after a short wait.
+    assert stale.next_attempt_at == START + timedelta(minutes=6, seconds=1 + 10)
+    assert stale.processing_failures == 1
     assert fresh.state == EventState.PROCESSING
     decision = Decision.objects.get(event=stale)
     assert not decision.ok
@@ -183,6 +185,7 @@ def test_a_worker_whose_claim_was_taken_over_writes_nothing(
     time_machine.shift(timedelta(minutes=10))
     events_release_stale(older_than=timedelta(minutes=6))
     sink.script("/crm/leads", Reply(200), Reply(503))
+    time_machine.shift(timedelta(seconds=10))  # the released event waits out its failed run
 
     assert process_due(worker="new").written == 1
     assert reload(event).state == EventState.SUCCEEDED
@@ -193,6 +196,7 @@ def test_a_worker_whose_claim_was_taken_over_writes_nothing(
     assert event.state == EventState.SUCCEEDED
     assert event.attempts.count() == 1
     assert event.decisions.filter(step=Step.DELIVER).count() == 1
+    assert len(sink.requests()) == 1, "a worker that lost its claim does not send the event"
 
 
 @pytest.mark.django_db
@@ -230,7 +234,8 @@ def test_one_event_that_cannot_be_written_does_not_hold_the_batch(
 
     assert (result.written, result.crashed) == (2, 1)
     assert reload(good).state == reload(also_good).state == EventState.SUCCEEDED
-    # Nothing of the bad one was written; its claim goes stale and the sweeper retries it.
+    # Nothing of the bad run was written; it counts as a failed run and is tried again soon.
     bad = reload(bad)
-    assert bad.state == EventState.PROCESSING
+    assert bad.state == EventState.RETRY_SCHEDULED
+    assert bad.processing_failures == 1
     assert bad.decisions.count() == 0

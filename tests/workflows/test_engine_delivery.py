@@ -337,22 +337,20 @@ def test_confirmation_window_then_expiry_opens_outcome_missing(
 
 def report_during_delivery(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
     """The destination calls back before its 2xx reaches the engine."""
-    real = batch.webhooks_send
+    real = batch.webhooks_deliver
 
-    def send_and_report(requests):
-        results = real(requests)
-        for request in requests:
-            event_id = int(request.webhook_id)
+    def deliver_and_report(requests, **kwargs):
+        for index, result in real(requests, **kwargs):
             Outcome.objects.create(
-                event_id=event_id,
+                event_id=int(requests[index].webhook_id),
                 status=status,
                 source=OutcomeSource.CALLBACK,
                 evidence={"crm_id": "L-1"},
                 reported_by="crm",
             )
-        return results
+            yield index, result
 
-    monkeypatch.setattr(batch, "webhooks_send", send_and_report)
+    monkeypatch.setattr(batch, "webhooks_deliver", deliver_and_report)
 
 
 def test_callback_that_overtakes_the_2xx_is_applied_at_once(

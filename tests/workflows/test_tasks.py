@@ -78,6 +78,7 @@ def test_sweep_releases_stale_claims_and_wakes_for_them(
 ) -> None:
     time_machine.move_to(START, tick=False)
     settings.HANDOFF_STALE_CLAIM_SECONDS = 30
+    settings.HANDOFF_PROCESSING_RETRY_SECONDS = 0
     event = event_create(lead_version(), ENTERPRISE_EMEA_LEAD)
     events_claim_due(limit=10, worker="killed")
     assert tasks.sweep() == {"released": 0, "due": 0, "woken": 0}

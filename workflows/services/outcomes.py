@@ -38,8 +38,10 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
     """Record the destination's outcome for an event.
 
     A delivered event (awaiting confirmation) closes: achieved -> succeeded, failed ->
-    needs_attention with an outcome_failed case. An event not yet delivered only gets the
-    outcome recorded; the engine sees it when delivery completes. A closed event, or one
+    needs_attention with an outcome_failed case. An event waiting for a retry that is told the
+    outcome was achieved closes too, and its retry is cancelled: an earlier delivery did reach
+    the destination after all. Otherwise the outcome is only recorded; the engine sees it when
+    delivery completes. A closed event, or one
     whose destination already reported on its latest delivery, is refused with OutcomeConflict.
     """
     if status not in (OutcomeStatus.ACHIEVED, OutcomeStatus.FAILED):
@@ -61,7 +63,7 @@ def outcome_report(*, event: Event, status: str, evidence: dict[str, Any], actor
         reported_by=actor.label,
         observed_at=now,
     )
-    attention, explanation = _close_if_delivered(event, status, evidence, now)
+    attention, explanation = _close_if_settled(event, status, evidence, now)
     Decision.objects.create(
         event=event,
         step=Step.OUTCOME,
@@ -97,11 +99,21 @@ def _refuse_if_closed_or_reported(event: Event) -> None:
         raise OutcomeConflict(f"an outcome was already reported for this delivery of {event.pk}")
 
 
-def _close_if_delivered(
+def _close_if_settled(
     event: Event, status: str, evidence: dict[str, Any], now: datetime
 ) -> tuple[dict[str, Any] | None, str]:
-    """Close a delivered event on the report; (the attention it needs, the explanation)."""
+    """Close the event if the report settles it; (the attention it needs, the explanation)."""
     summary = evidence_summary(evidence)
+    waiting_for_retry = event.state == EventState.RETRY_SCHEDULED
+    if waiting_for_retry and status == OutcomeStatus.ACHIEVED:
+        event_close_on_outcome(
+            event=event, compiled=compiled_version(event.version), status=status, now=now
+        )
+        event.save(update_fields=[*CLOSING_FIELDS, "updated_at"])
+        return None, (
+            f"Destination reported the outcome achieved (evidence: {summary}) while a retry "
+            "was scheduled; the retry is cancelled."
+        )
     if event.state != EventState.DELIVERED:
         return None, (
             f"Destination reported the outcome {status} (evidence: {summary}) before delivery "

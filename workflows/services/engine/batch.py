@@ -13,15 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
-from workflows.delivery import webhooks_send
-from workflows.models import Attempt, Decision, Event, EventState, Outcome
+from workflows.delivery import webhooks_deliver
+from workflows.models import Decision, Event, EventState, Outcome
 from workflows.rules import compiled_version
 from workflows.services.engine.claims import events_claim_due, events_due_count
-from workflows.services.engine.delivery import record_delivery, schedule_positions
+from workflows.services.engine.delivery import ClaimLost, record_delivery, schedule_positions
+from workflows.services.engine.failures import Failure, failures_record
 from workflows.services.engine.outcomes import reported_outcomes, settle_confirmation
 from workflows.services.engine.route import OwnerDirectory
 from workflows.services.engine.run import EVENT_FIELDS, Run, send_attention
@@ -29,13 +31,16 @@ from workflows.services.engine.steps import steps_run
 
 logger = logging.getLogger(__name__)
 
+# Seconds of the task's soft time limit kept back for writing the batch after its deliveries.
+WRITE_MARGIN_SECONDS = 30
+
 
 @dataclass(frozen=True)
 class BatchResult:
     claimed: int
     written: int
     lost: int  # claims taken over by another worker before this one wrote
-    crashed: int  # left claimed for the sweeper after an unexpected error
+    crashed: int  # runs that ended in an unexpected error, each counted against its event
     states: dict[str, int]
 
 
@@ -46,59 +51,110 @@ class DrainResult:
     more_due: bool
 
 
-def events_process_claimed(*, events: list[Event]) -> BatchResult:
-    """Run a claimed batch and write its records. A rule that errors is a decision, not a crash."""
+def events_process_claimed(
+    *, events: list[Event], deliver_until: float | None = None
+) -> BatchResult:
+    """Run a claimed batch and write its records. A rule that errors is a decision, not a crash;
+    an unexpected error in one event's run is that event's failure, and the others go on.
+
+    deliver_until (a time.monotonic() value) is when the batch's deliveries must be done by:
+    what could not be sent in time waits for the next batch, unsent.
+    """
     if not events:
         return BatchResult(claimed=0, written=0, lost=0, crashed=0, states={})
+    token = events[0].claimed_by
     owners = OwnerDirectory()
     runs: list[Run] = []
-    crashed = 0
+    failures: list[Failure] = []
     for event in events:
         try:
             run = Run(event=event, compiled=compiled_version(event.version), now=timezone.now())
             steps_run(run, owners)
-        except Exception:
-            # A bug or a lost database connection: the claim goes stale and the sweeper hands the
-            # event to another attempt; the traceback is in the log.
-            logger.exception(
-                "event %s: processing failed; left for the stale-claim sweeper", event.pk
-            )
-            crashed += 1
+        except Exception as exc:
+            failures.append(Failure.of(event, exc))
             continue
         runs.append(run)
 
-    _deliver_together(runs)
-    written, lost, unwritten = _write_runs(runs, events[0].claimed_by)
-    crashed += unwritten
+    if deliver_until is None:
+        deliver_until = time.monotonic() + delivery_budget_seconds()
+    runs = _deliver_together(runs, token, deliver_until, failures)
+    written, lost, unwritten = _write_runs(runs, token)
+    failures.extend(unwritten)
+    failures_record(failures=failures, token=token)
     states: dict[str, int] = {}
     for run in runs:
         if run.event.pk in written:
             states[run.event.state] = states.get(run.event.state, 0) + 1
     return BatchResult(
-        claimed=len(events), written=len(written), lost=lost, crashed=crashed, states=states
+        claimed=len(events), written=len(written), lost=lost, crashed=len(failures), states=states
     )
 
 
-def _deliver_together(runs: list[Run]) -> None:
-    """Send every webhook the batch prepared side by side, then record each answer."""
-    delivering = [run for run in runs if run.delivery is not None]
-    if not delivering:
-        return
-    positions = schedule_positions([run.event for run in delivering])
-    results = webhooks_send([run.delivery for run in delivering if run.delivery is not None])
-    for run, result in zip(delivering, results, strict=True):
-        record_delivery(run, result, positions[run.event.pk])
+def delivery_budget_seconds() -> float:
+    """How long a batch may spend delivering: inside the task's soft time limit, with room left
+    to write the batch, so a batch of slow destinations is never killed and sent again."""
+    soft_limit = float(settings.CELERY.get("task_soft_time_limit") or 270)
+    return max(1.0, soft_limit - WRITE_MARGIN_SECONDS)
+
+
+def _deliver_together(
+    runs: list[Run], token: str, deliver_until: float, failures: list[Failure]
+) -> list[Run]:
+    """Send the batch's webhooks side by side and record each answer as it comes back.
+
+    Only events this claim still holds are sent. Returns the runs that go on to be written: a
+    run whose recording failed is that event's failure.
+    """
+    held = _held_ids([run for run in runs if run.delivery is not None], token)
+    sending = [run for run in runs if run.delivery is not None and run.event.pk in held]
+    if not sending:
+        return runs
+    positions = schedule_positions([run.event for run in sending])
+    requests = [run.delivery for run in sending if run.delivery is not None]
+    answered: set[int] = set()
+    failed: set[int] = set()
+    try:
+        for index, result in webhooks_deliver(requests, deadline=deliver_until):
+            run = sending[index]
+            answered.add(run.event.pk)
+            try:
+                record_delivery(run, result, positions[run.event.pk], token=token)
+            except ClaimLost:
+                logger.warning(
+                    "event %s: claim %s was taken over mid-delivery", run.event.pk, token
+                )
+                failed.add(run.event.pk)
+            except Exception as exc:
+                failures.append(Failure.of(run.event, exc))
+                failed.add(run.event.pk)
+    except Exception as exc:  # the sender itself broke: every unanswered delivery failed
+        for run in sending:
+            if run.event.pk not in answered:
+                failures.append(Failure.of(run.event, exc))
+                failed.add(run.event.pk)
+    return [run for run in runs if run.event.pk not in failed]
+
+
+def _held_ids(runs: list[Run], token: str) -> set[int]:
+    if not runs:
+        return set()
+    return set(
+        Event.objects.filter(
+            id__in=[run.event.pk for run in runs], claimed_by=token, state=EventState.PROCESSING
+        ).values_list("id", flat=True)
+    )
 
 
 def events_process_due(*, limit: int, worker: str, budget_seconds: float) -> DrainResult:
     """Claim and process batches until nothing is due or the time budget is spent."""
     started = time.monotonic()
+    deliver_until = started + delivery_budget_seconds()
     processed = batches = 0
     while True:
         events = events_claim_due(limit=limit, worker=worker)
         if not events:
             return DrainResult(processed=processed, batches=batches, more_due=False)
-        result = events_process_claimed(events=events)
+        result = events_process_claimed(events=events, deliver_until=deliver_until)
         processed += result.written
         batches += 1
         if time.monotonic() - started >= budget_seconds:
@@ -107,25 +163,25 @@ def events_process_due(*, limit: int, worker: str, budget_seconds: float) -> Dra
             )
 
 
-def _write_runs(runs: list[Run], token: str) -> tuple[list[int], int, int]:
+def _write_runs(runs: list[Run], token: str) -> tuple[list[int], int, list[Failure]]:
     """Write the batch together; if that fails, event by event so one bad event does not hold
-    the others. (written ids, lost claims, events left unwritten for the sweeper)"""
+    the others. (written ids, lost claims, the failures of events that could not be written)"""
     if not runs:
-        return [], 0, 0
+        return [], 0, []
     try:
         written, lost = _write_batch_atomic(runs, token)
-        return written, lost, 0
-    except Exception:
+        return written, lost, []
+    except Exception as exc:
         logger.exception("writing a batch of %d events failed", len(runs))
         if len(runs) == 1:
-            return [], 0, 1
-    written, lost, unwritten = [], 0, 0
+            return [], 0, [Failure.of(runs[0].event, exc)]
+    written, lost, unwritten = [], 0, []
     for run in runs:
         try:
             done, gone = _write_batch_atomic([run], token)
-        except Exception:
+        except Exception as exc:
             logger.exception("event %s: writing its records failed", run.event.pk)
-            unwritten += 1
+            unwritten.append(Failure.of(run.event, exc))
             continue
         written.extend(done)
         lost += gone
@@ -152,8 +208,8 @@ def _write_batch_atomic(runs: list[Run], token: str) -> tuple[list[int], int]:
         now = timezone.now()
         for run in held_runs:
             run.event.updated_at = now
+            run.event.processing_failures = 0  # the run ended as the engine meant it to
         Decision.objects.bulk_create([d for run in held_runs for d in run.decisions])
-        Attempt.objects.bulk_create([a for run in held_runs for a in run.attempts])
         Outcome.objects.bulk_create([o for run in held_runs for o in run.outcomes])
         _update_events([run.event for run in held_runs], token)
         send_attention(held_runs)

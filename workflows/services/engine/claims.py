@@ -11,10 +11,12 @@ from datetime import timedelta
 from uuid import uuid4
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from workflows.models import Decision, Event, EventState
-from workflows.services.engine.wording import as_json, duration
+from workflows.models import Event, EventState
+from workflows.services.engine.failures import Failure, failure_record
+from workflows.services.engine.wording import duration
 
 logger = logging.getLogger(__name__)
 
@@ -63,37 +65,34 @@ def events_due_count(*, cap: int) -> int:
 
 
 def events_release_stale(*, older_than: timedelta) -> int:
-    """Hand events whose worker went quiet back to the queue; returns how many."""
+    """Take back the claims of workers that went quiet; returns how many events were released.
+
+    Each counts as a failed run of its event (a worker that dies on the same event again and
+    again, out of memory say, stops it for a person after HANDOFF_PROCESSING_ATTEMPTS).
+    """
     now = timezone.now()
     cutoff = now - older_than
-    with transaction.atomic():
-        stale = list(
-            Event.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state=EventState.PROCESSING, claimed_at__lt=cutoff)
-            .select_related("version")
-            .order_by("claimed_at")[:1000]
-        )
-        if not stale:
-            return 0
-        released = Event.objects.filter(
-            id__in=[e.pk for e in stale], state=EventState.PROCESSING, claimed_at__lt=cutoff
-        ).update(state=EventState.RETRY_SCHEDULED, next_attempt_at=now, updated_at=now)
-        Decision.objects.bulk_create(
-            Decision(
-                event=event,
-                step=event.step,
-                rule="claim",
-                version_number=event.version.number,
-                inputs={"claimed_by": event.claimed_by, "claimed_at": as_json(event.claimed_at)},
-                result={"released": True},
-                ok=False,
-                explanation=(
-                    f"Worker {event.claimed_by} stopped before finishing step {event.step}; "
-                    f"released for another worker after {duration(now - event.claimed_at)}"
-                ),
-                created_at=now,
+    stale = list(
+        Event.objects.filter(state=EventState.PROCESSING, claimed_at__lt=cutoff)
+        .order_by("claimed_at")
+        .values_list("pk", "claimed_by", "claimed_at", "step")[:1000]
+    )
+    released = 0
+    for pk, claimed_by, claimed_at, step in stale:
+        gone = f"Worker {claimed_by} stopped before finishing step {step}"
+        after = duration(now - claimed_at)
+        failure = Failure(pk, "WorkerLost", f"{gone}; its claim went stale after {after}")
+        held = Q(state=EventState.PROCESSING, claimed_by=claimed_by, claimed_at=claimed_at)
+        try:
+            done = failure_record(
+                failure=failure,
+                held=held,
+                released=f"{gone}; released for another worker after {after}",
             )
-            for event in stale
-        )
-    logger.warning("released %d events whose claim went stale", released)
+        except Exception:
+            logger.exception("event %s: taking back its stale claim failed", pk)
+            continue
+        released += bool(done)
+    if released:
+        logger.warning("released %d events whose claim went stale", released)
     return released

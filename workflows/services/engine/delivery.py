@@ -1,7 +1,10 @@
 """The deliver step: prepare the action's webhook, then record what the destination answered.
 
 The step only prepares the request; the batch sends every prepared request together
-(workflows.delivery.webhooks_send) and hands each result to record_delivery.
+(workflows.delivery.webhooks_deliver) and hands each result to record_delivery as it returns.
+The attempt is written at once, whatever happens to the rest of the run: a request that went
+out is on the record even if the worker dies before the batch is written, or lost its claim
+meanwhile (then the attempt is marked superseded). Destination URLs are written redacted.
 """
 
 from __future__ import annotations
@@ -10,11 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
 from audit.actors import actor_label
-from workflows.delivery import Verdict, WebhookRequest, WebhookResult, webhook_body
+from workflows.delivery import (
+    REPLAY_OF_HEADER,
+    Verdict,
+    WebhookRequest,
+    WebhookResult,
+    webhook_body,
+)
+from workflows.destinations import redacted_url
 from workflows.models import Attempt, AttemptStatus, AttemptTrigger, Event, EventState, Step
 from workflows.services.engine.outcomes import achieved_by_delivery
 from workflows.services.engine.run import Run, current_owner, owner_label
@@ -36,6 +47,7 @@ def deliver_step(run: Run) -> bool:
         )
         event.delivered_at = run.now
         return True
+    replay_of = event.replay_of_id
     run.delivery = WebhookRequest(
         url=compiled.action.url,
         body=webhook_body(
@@ -45,10 +57,12 @@ def deliver_step(run: Run) -> bool:
             payload=event.payload,
             context=event.context,
             owner=owner_label(event),
+            replay_of=replay_of,
         ),
         webhook_id=event.webhook_id,
         secret=event.workflow.signing_secret,
         timeout_seconds=compiled.action.timeout_seconds,
+        headers={REPLAY_OF_HEADER: str(replay_of)} if replay_of is not None else {},
     )
     return False  # paused: the batch delivers together, then record_delivery carries on
 
@@ -106,25 +120,29 @@ class _Answer:
         return f"{result.error_class} from {url}"
 
 
-def record_delivery(run: Run, result: WebhookResult, position: int) -> None:
+def record_delivery(run: Run, result: WebhookResult, position: int, *, token: str) -> None:
     """Record the attempt and carry the event on: outcome, rejection, retry or exhaustion."""
     event = run.event
-    number = event.attempt_count + 1
+    url = redacted_url(run.compiled.action.url)
+    if result.verdict is Verdict.DEFERRED:
+        _deferred(run, result, url)
+        return
+    status = _attempt_status(result.verdict, position, len(run.compiled.retry_schedule))
+    number = _record_attempt(run, result, status, token)
     answer = _Answer(
         result=result,
-        url=run.compiled.action.url,
+        url=url,
         number=number,
         position=position,
         now=timezone.now(),
         inputs={
-            "url": run.compiled.action.url,
+            "url": url,
             "webhook_id": event.webhook_id,
             "attempt": number,
             "trigger": event.pending_trigger,
         },
     )
-    status = _attempt_status(result.verdict, position, len(run.compiled.retry_schedule))
-    _record_attempt(run, answer, status)
+    _use_up_pending(event, number)
     {
         AttemptStatus.SUCCEEDED: _delivered,
         AttemptStatus.REJECTED: _rejected,
@@ -141,29 +159,75 @@ def _attempt_status(verdict: Verdict, position: int, retries: int) -> AttemptSta
     return AttemptStatus.FAILED if position <= retries else AttemptStatus.EXHAUSTED
 
 
-def _record_attempt(run: Run, answer: _Answer, status: AttemptStatus) -> None:
-    event, result = run.event, answer.result
-    run.attempts.append(
-        Attempt(
-            event=event,
-            number=answer.number,
-            trigger=event.pending_trigger,
-            actor=event.pending_actor,
-            actor_label=event.pending_actor_label,
-            started_at=result.started_at,
-            finished_at=result.finished_at,
-            status=status,
-            http_status=result.http_status,
-            error_class=result.error_class[:200],
-            error_message=result.error_message[:ERROR_MESSAGE_LIMIT],
-            duration_ms=result.duration_ms,
-        )
-    )
-    event.attempt_count = answer.number
+# One statement: the attempt takes the event's next number, and says whether this worker still
+# held its claim when the answer came back.
+_ATTEMPT_INSERT = f"""
+INSERT INTO {Attempt._meta.db_table}
+    (event_id, number, trigger, actor_id, actor_label, started_at, finished_at, status,
+     http_status, error_class, error_message, duration_ms, superseded)
+SELECT %(event)s,
+       COALESCE((SELECT MAX(number) FROM {Attempt._meta.db_table} WHERE event_id = %(event)s), 0)
+           + 1,
+       %(trigger)s, %(actor)s, %(actor_label)s, %(started_at)s, %(finished_at)s, %(status)s,
+       %(http_status)s, %(error_class)s, %(error_message)s, %(duration_ms)s,
+       NOT EXISTS (SELECT 1 FROM {Event._meta.db_table}
+                    WHERE id = %(event)s AND claimed_by = %(token)s AND state = %(processing)s)
+RETURNING number, superseded
+"""  # noqa: S608 (table names from the models, every value a parameter)
+
+
+def _record_attempt(run: Run, result: WebhookResult, status: AttemptStatus, token: str) -> int:
+    """Write the attempt now, in its own statement; returns its number."""
+    event = run.event
+    params = {
+        "event": event.pk,
+        "trigger": event.pending_trigger,
+        "actor": event.pending_actor_id,
+        "actor_label": event.pending_actor_label,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "status": status,
+        "http_status": result.http_status,
+        "error_class": result.error_class[:200],
+        "error_message": result.error_message[:ERROR_MESSAGE_LIMIT],
+        "duration_ms": result.duration_ms,
+        "token": token,
+        "processing": EventState.PROCESSING,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_ATTEMPT_INSERT, params)
+        number, superseded = cursor.fetchone()
+    if superseded:
+        # Another worker holds the event now: what this one decides will not be written.
+        raise ClaimLost(f"event {event.pk}: claim {token} was taken over during its delivery")
+    return int(number)
+
+
+class ClaimLost(Exception):
+    """The claim on an event went to another worker while this one was delivering it."""
+
+
+def _use_up_pending(event: Event, number: int) -> None:
+    event.attempt_count = number
     # The operator's request is used up by this attempt; later ones are the engine's own.
     event.pending_trigger = AttemptTrigger.AUTO
     event.pending_actor = None
     event.pending_actor_label = actor_label(None)
+
+
+def _deferred(run: Run, result: WebhookResult, url: str) -> None:
+    """Not sent: the batch ran out of time. Not an attempt; due again at once, unsent."""
+    event = run.event
+    event.state = EventState.RETRY_SCHEDULED
+    event.next_attempt_at = timezone.now()
+    run.decide(
+        step=Step.DELIVER,
+        rule="webhook",
+        inputs={"url": url, "webhook_id": event.webhook_id},
+        result={"verdict": "deferred"},
+        ok=False,
+        explanation=f"Not sent to {url}: {result.error_message}; due again at once",
+    )
 
 
 def _delivered(run: Run, answer: _Answer) -> None:

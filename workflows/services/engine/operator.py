@@ -68,6 +68,8 @@ def event_retry(*, event: Event, actor: Any, note: str = "", clear_review: bool 
         "pending_trigger": AttemptTrigger.RETRY,
         "pending_actor": actor,
         "pending_actor_label": actor_label(actor),
+        # A person looked at it: failed runs are counted afresh.
+        "processing_failures": 0,
         "updated_at": now,
     }
     if clear_review:

@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 
 from workflows.delivery import WebhookRequest, WebhookResult
-from workflows.models import Attempt, Decision, Event, EventState, Outcome
+from workflows.models import Decision, Event, EventState, Outcome
 from workflows.owners import owner_find, owner_ref
 from workflows.rules import CompiledWorkflow, Rule, RuleResult
 from workflows.services.engine.wording import as_json
@@ -36,6 +36,7 @@ EVENT_FIELDS = [
     "pending_trigger",
     "pending_actor",
     "pending_actor_label",
+    "processing_failures",
     "updated_at",
 ]
 
@@ -47,8 +48,8 @@ class Run:
     event: Event
     compiled: CompiledWorkflow
     now: datetime
+    # Attempts are not kept here: each is written the moment its answer comes back.
     decisions: list[Decision] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     attention: list[dict[str, Any]] = field(default_factory=list)
     delivery: WebhookRequest | None = None
