@@ -194,11 +194,13 @@ class Story(EventRecords):
     lines_truncated: bool = False
     route_decision: Any = None
     owner_change: AuditEntry | None = None
+    # The attempt the destination accepted, if any: a replay would send the event again.
+    delivered: Any = None
 
 
 def event_story(records: EventRecords) -> Story:
     event = records.event
-    problems = validation_problems(compiled_version(event.version), event.payload)
+    problems = _problems(event)
     bad = {p.path for p in problems if p.problem != "missing"}
     # A missing field cannot be marked where it is not: mark the object that should hold it.
     near = {p.path.rpartition(".")[0] for p in problems if p.problem == "missing"} - {""}
@@ -219,4 +221,16 @@ def event_story(records: EventRecords) -> Story:
             (e for e in reversed(records.audit) if e.action in ("case.assign", "case.claim")),
             None,
         ),
+        delivered=next(
+            (a for a in records.attempts if a.status == "succeeded" and not a.superseded), None
+        ),
     )
+
+
+def _problems(event: Any) -> list[FieldProblem]:
+    try:
+        compiled = compiled_version(event.version)
+    except Exception:
+        # A version the engine cannot compile (its processing_error case says so) still shows.
+        return []
+    return validation_problems(compiled, event.payload)

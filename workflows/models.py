@@ -165,7 +165,7 @@ class Event(models.Model):
     attempt_count = models.PositiveIntegerField(default=0)
     # Runs that ended in an unexpected error (or a worker that died): after
     # HANDOFF_PROCESSING_ATTEMPTS of them the event stops and a person sees the error.
-    processing_failures = models.PositiveSmallIntegerField(default=0)
+    processing_failures = models.PositiveSmallIntegerField(default=0, db_default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=200, blank=True)
@@ -263,7 +263,7 @@ class Attempt(models.Model):
     duration_ms = models.PositiveIntegerField()
     # Made by a worker whose claim on the event had been taken over meanwhile: the request went
     # out (so it is on the record) but another worker's result is the one that counts.
-    superseded = models.BooleanField(default=False)
+    superseded = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["event", "number"]

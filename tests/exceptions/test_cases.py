@@ -61,6 +61,7 @@ def test_the_builtin_reason_codes_are_seeded() -> None:
     assert codes == {
         "validation_failed", "rule_error", "no_owner", "review_required", "delivery_rejected",
         "delivery_failed", "outcome_missing", "outcome_failed", "payload_shape_changed",
+            "processing_error",
     }  # fmt: skip
 
 

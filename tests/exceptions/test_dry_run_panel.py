@@ -48,3 +48,28 @@ def test_an_edited_payload_is_previewed_with_the_case_it_would_open(signed_in) -
         "Missing required field company.size"
     ) in body
     assert "<html" not in body  # only the fragment
+
+
+def test_the_replay_form_warns_when_the_event_was_already_delivered(signed_in) -> None:
+    from django.utils import timezone
+
+    from workflows.models import Attempt
+
+    case = factories.case()
+    page = signed_in.get(f"/exceptions/{case.pk}/").content.decode()
+    assert 'data-testid="replay-delivered-warning"' not in page
+    now = timezone.now()
+    Attempt.objects.create(
+        event=case.event, number=1, trigger="auto", started_at=now, finished_at=now,
+        status="succeeded", http_status=200, duration_ms=12,
+    )  # fmt: skip
+    page = html.unescape(signed_in.get(f"/exceptions/{case.pk}/").content.decode())
+    assert 'data-testid="replay-delivered-warning"' in page
+    assert "The destination accepted this event (HTTP 200" in page
+    assert "Why replay it anyway (required)" in page
+
+    refused = signed_in.post(
+        f"/exceptions/{case.pk}/replay/", {"version": case.version, "run_version": "original"}
+    )
+    assert refused.status_code == 422
+    assert "already delivered" in html.unescape(refused.content.decode())

@@ -184,7 +184,9 @@ def test_replay_under_the_current_version(
     lead_version(
         routes=[{"name": "all", "when": "true", "owner": "inbound-sdr"}]
     )  # v2: routes elsewhere
-    replay = event_replay(event=original, actor=operator, version="current")
+    replay = event_replay(
+        event=original, actor=operator, version="current", note="run the new routing on it"
+    )
     assert replay.version.number == 2
     process_due()
     replay = reload(replay)
@@ -221,3 +223,27 @@ def test_replay_refuses_what_it_cannot_run(lead_version: MakeVersion, operator) 
         event_replay(event=event, actor=operator, version="latest")
     with pytest.raises(ReplayNotPossible):
         event_replay(event=event, actor=operator, payload_override=["not", "an", "object"])
+
+
+def test_replaying_an_event_already_delivered_needs_a_reason(
+    lead_version: MakeVersion, sink: Sink, operator
+) -> None:
+    original = event_create(lead_version(), ENTERPRISE_EMEA_LEAD)
+    process_due()
+    assert reload(original).state == EventState.SUCCEEDED
+
+    with pytest.raises(ReplayNotPossible, match="already delivered .*HTTP 200.* say why"):
+        event_replay(event=original, actor=operator, note="  ")
+    replay = event_replay(event=original, actor=operator, note="the CRM restored a backup")
+    assert replay.replay_of_id == original.pk
+    entry = AuditEntry.objects.get(action="event.replay")
+    assert entry.reason == "the CRM restored a backup"
+
+
+def test_replaying_an_event_never_delivered_needs_no_reason(
+    lead_version: MakeVersion, sink: Sink, operator
+) -> None:
+    sink.script("/crm/leads", Reply(400))
+    original = event_create(lead_version(), ENTERPRISE_EMEA_LEAD)
+    process_due()
+    assert event_replay(event=original, actor=operator).replay_of_id == original.pk

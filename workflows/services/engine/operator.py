@@ -11,7 +11,14 @@ from audit.actors import actor_label
 from audit.canonical import canonical_hash
 from audit.services import audit_record
 from workflows.dispatch import wake_workers
-from workflows.models import AttemptTrigger, Event, EventState, Step, WorkflowVersion
+from workflows.models import (
+    AttemptStatus,
+    AttemptTrigger,
+    Event,
+    EventState,
+    Step,
+    WorkflowVersion,
+)
 from workflows.services.ingest import unstorable_reason
 
 RETRYABLE_STATES = (EventState.NEEDS_ATTENTION, EventState.FAILED)
@@ -97,7 +104,10 @@ def event_replay(
     payload_override: dict[str, Any] | None = None,
     note: str = "",
 ) -> Event:
-    """Run the event again from the start as a new event; the original stays as it is."""
+    """Run the event again from the start as a new event; the original stays as it is.
+
+    Replaying an event the destination already accepted sends it again: that needs a reason.
+    """
     original = Event.objects.select_related("workflow", "version").get(pk=event.pk)
     target = replay_version(original, version)
     edited = payload_override is not None
@@ -107,6 +117,13 @@ def event_replay(
     problem = unstorable_reason(payload)
     if problem:
         raise ReplayNotPossible(problem)
+    delivered = original.attempts.filter(status=AttemptStatus.SUCCEEDED, superseded=False).first()
+    if delivered is not None and not note.strip():
+        raise ReplayNotPossible(
+            f"Event {original.pk} was already delivered (HTTP {delivered.http_status} at "
+            f"{delivered.finished_at:%Y-%m-%d %H:%M} UTC); a replay sends it again, so say why "
+            "in a note."
+        )
     replay = _replay_create(original, target, payload, actor=actor, version=version, edited=edited)
     audit_record(
         actor=actor,
