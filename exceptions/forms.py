@@ -6,7 +6,6 @@ queue's bulk bar alike; the action registry (exceptions.actions) says which form
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from exceptions.models import OPERATOR_RESOLUTIONS, DismissReason
 from workflows.models import Team
+from workflows.services.ingest import PayloadRefused, payload_parse
 
 SNOOZE_CHOICES = [
     ("1h", "1 hour"),
@@ -123,15 +123,11 @@ class ReplayForm(ActionForm):
 
 
 def parse_payload(text: str) -> dict[str, Any]:
+    """An edited payload, with the same limits as one the API receives."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise forms.ValidationError(
-            f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-        ) from exc
-    if not isinstance(value, dict):
-        raise forms.ValidationError("The payload must be a JSON object ({ ... }).")
-    return value
+        return payload_parse(text)
+    except PayloadRefused as exc:
+        raise forms.ValidationError(str(exc)) from exc
 
 
 class ReplayEditForm(ActionForm):

@@ -7,12 +7,10 @@ and console.api renders it (and every other exception) in that shape.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from typing import Annotated, Any, Literal
 
-from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 from ninja import Field, Header, Router, Schema, Status
@@ -28,16 +26,17 @@ from workflows.models import ApiToken, Event, Workflow
 from workflows.services.ingest import (
     IdempotencyConflict,
     IncomingEvent,
+    PayloadRefused,
     UnknownWorkflow,
     event_ingest,
     event_ingest_batch,
-    unstorable_reason,
+    json_parse,
+    max_payload_bytes,
 )
 from workflows.services.outcomes import OutcomeConflict, outcome_report
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_EVENTS = 1000
 # Event ids are bigint: anything larger cannot be one, and must not reach the database.
 MAX_ID = 2**63 - 1
@@ -84,10 +83,6 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
-def max_payload_bytes() -> int:
-    return getattr(settings, "HANDOFF_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES)
-
-
 # --- request bodies -----------------------------------------------------------------------
 
 
@@ -124,22 +119,12 @@ def _too_large(max_bytes: int) -> ApiError:
     )
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json(body: bytes) -> Any:
     """Parse a body as JSON that PostgreSQL can store; ApiError invalid_json otherwise."""
     try:
-        value = json.loads(body, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ApiError(400, "invalid_json", "The body is nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, bad UTF-8, NaN/Infinity, huge integers
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
-    reason = unstorable_reason(value)
-    if reason:
-        raise ApiError(400, "invalid_json", f"The JSON cannot be accepted: it {reason}.")
-    return value
+        return json_parse(body)
+    except PayloadRefused as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

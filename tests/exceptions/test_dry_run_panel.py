@@ -73,3 +73,33 @@ def test_the_replay_form_warns_when_the_event_was_already_delivered(signed_in) -
     )
     assert refused.status_code == 422
     assert "already delivered" in html.unescape(refused.content.decode())
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        ('{"n": ' + "9" * 5000 + "}", "is not valid JSON"),
+        ('{"a": ' * 120 + "1" + "}" * 120, "nested deeper than 100 levels"),
+        ('{"text": "nul \\u0000 here"}', "NUL character"),
+        ('{"text": "\\ud800"}', "unpaired surrogate"),
+        ('{"x": NaN}', "NaN is not JSON"),
+        ("[1, 2]", "must be a JSON object, not a JSON array"),
+        ('{"blob": "' + "x" * 300_000 + '"}', "larger than the limit of 262144 bytes"),
+    ],
+    ids=["deep arrays", "huge integer", "deep objects", "nul", "surrogate", "nan", "array", "size"],
+)
+def test_an_edited_payload_has_the_apis_limits(signed_in, payload: str, message: str) -> None:
+    case = factories.case()
+    for url, data in (
+        (f"/exceptions/{case.pk}/preview/", {"payload": payload}),
+        (
+            f"/exceptions/{case.pk}/replay_edit/",
+            {"payload": payload, "version": case.version, "note": "fix the typo"},
+        ),
+    ):
+        response = signed_in.post(url, data, **HTMX)
+        assert response.status_code == 422, url
+        assert message in html.unescape(response.content.decode()), url
+    case.refresh_from_db()
+    assert case.is_open

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0004_heartbeat'),
+        ("workflows", "0004_heartbeat"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='attempt',
-            name='superseded',
+            model_name="attempt",
+            name="superseded",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
-            model_name='event',
-            name='processing_failures',
+            model_name="event",
+            name="processing_failures",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
     ]

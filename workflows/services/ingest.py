@@ -7,15 +7,18 @@ saves the sweeper's delay and never makes ingest wait on, or fail with, the brok
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.canonical import canonical_hash
+from workflows.definitions import json_type
 from workflows.dispatch import wake_workers
 from workflows.models import Event, EventState, Step, Workflow
 
@@ -32,6 +35,7 @@ KEPT_HEADERS = (
 BODY_HASH_HEADER = "body-sha256"
 MAX_HEADER_LENGTH = 1000
 MAX_PAYLOAD_DEPTH = 100
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 IDEMPOTENCY_CONSTRAINT = "event_idempotency_unique"
 
 
@@ -54,6 +58,56 @@ class IncomingEvent:
     payload: dict[str, Any]
     idempotency_key: str | None = None
     raw_body_hash: str = ""
+
+
+class PayloadRefused(ValueError):
+    """A body that cannot become an event's payload; `code` is the API's error code."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+def max_payload_bytes() -> int:
+    return int(getattr(settings, "HANDOFF_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES))
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_parse(body: bytes | str, *, what: str = "The body") -> Any:
+    """JSON that PostgreSQL can store, or PayloadRefused("invalid_json") saying why not."""
+    try:
+        value = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise PayloadRefused("invalid_json", f"{what} is nested too deeply.") from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, NaN/Infinity, huge integers
+        raise PayloadRefused("invalid_json", f"{what} is not valid JSON: {exc}") from None
+    reason = unstorable_reason(value)
+    if reason:
+        raise PayloadRefused("invalid_json", f"The JSON cannot be accepted: it {reason}.")
+    return value
+
+
+def payload_parse(body: bytes | str, *, what: str = "The payload") -> dict[str, Any]:
+    """An event's payload with every limit ingest applies: size, JSON PostgreSQL can store, an
+    object. The API and the console's edited replay both read payloads through this."""
+    size = len(body.encode("utf-8") if isinstance(body, str) else body)
+    limit = max_payload_bytes()
+    if size > limit:
+        raise PayloadRefused(
+            "payload_too_large",
+            f"{what} is larger than the limit of {limit} bytes.",
+            {"max_bytes": limit},
+        )
+    value = json_parse(body, what=what)
+    if not isinstance(value, dict):
+        raise PayloadRefused(
+            "not_an_object", f"{what} must be a JSON object, not a JSON {json_type(value)}."
+        )
+    return value
 
 
 def unstorable_reason(value: Any) -> str | None:
