@@ -31,7 +31,8 @@ from workflows.services.engine.steps import steps_run
 
 logger = logging.getLogger(__name__)
 
-# Seconds of the task's soft time limit kept back for writing the batch after its deliveries.
+# Seconds of the task's soft time limit kept back for writing the batch after its deliveries
+# (a quarter of the limit when that is less).
 WRITE_MARGIN_SECONDS = 30
 
 
@@ -94,7 +95,7 @@ def delivery_budget_seconds() -> float:
     """How long a batch may spend delivering: inside the task's soft time limit, with room left
     to write the batch, so a batch of slow destinations is never killed and sent again."""
     soft_limit = float(settings.CELERY.get("task_soft_time_limit") or 270)
-    return max(1.0, soft_limit - WRITE_MARGIN_SECONDS)
+    return max(1.0, soft_limit - min(WRITE_MARGIN_SECONDS, soft_limit / 4))
 
 
 def _deliver_together(

@@ -1,0 +1,209 @@
+"""End to end with a real worker: hostile destinations and a failing event, nothing stuck,
+nothing sent twice, nothing lost (the engine-hardening promises)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from exceptions.models import ExceptionCase
+from tests.workers import CeleryWorker, purge_queue
+from tests.workflows.conftest import Reply, Sink, wait_until
+from tests.workflows.factories import (
+    ENTERPRISE_EMEA_LEAD,
+    definition,
+    event_create,
+    version_create,
+)
+from workflows.dispatch import EVENTS_QUEUE, wake_workers
+from workflows.models import Attempt, Decision, Event, WorkflowVersion
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.timeout(120),
+]
+
+MakeVersion = Callable[..., WorkflowVersion]
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., CeleryWorker]]:
+    purge_queue(EVENTS_QUEUE)
+    started: list[CeleryWorker] = []
+
+    def start(**env: str) -> CeleryWorker:
+        worker = CeleryWorker(tmp_path / f"worker-{len(started)}.log", **env).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def states(events: list[Event]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for state in Event.objects.filter(pk__in=[e.pk for e in events]).values_list(
+        "state", flat=True
+    ):
+        found[state] = found.get(state, 0) + 1
+    return found
+
+
+def test_a_batch_with_a_raising_event_and_a_nul_answer_delivers_the_rest_exactly_once(
+    start_worker, lead_version: MakeVersion, sink: Sink
+) -> None:
+    version = lead_version()
+    broken = dict(version.definition, slug="broken", name="Broken")
+    del broken["retry"]  # stored by an older loader: the engine cannot compile it
+    nul = definition(slug="nul-answers", name="NUL answers", url=sink.url("/nul"))
+    nul["retry"] = {"schedule": [1, 1]}
+    body = b"\x00\xff binary error page \x00"
+    sink.script("/nul", *[Reply(500, body=body)] * 3)
+    events = [event_create(version, ENTERPRISE_EMEA_LEAD) for _ in range(48)]
+    raising = event_create(version_create(broken), ENTERPRISE_EMEA_LEAD)
+    nul_event = event_create(version_create(nul), ENTERPRISE_EMEA_LEAD)
+
+    start_worker(HANDOFF_PROCESSING_ATTEMPTS="3", HANDOFF_PROCESSING_RETRY_SECONDS="1")
+    wake_workers()
+    everything = [*events, raising, nul_event]
+    wait_until(
+        lambda: states(everything) == {"succeeded": 48, "needs_attention": 2},
+        timeout=60,
+        sweep=True,
+        what="every event to settle",
+    )
+
+    delivered = sink.requests("/crm/leads")
+    assert sorted(int(r.headers["webhook-id"]) for r in delivered) == sorted(e.pk for e in events)
+    assert Attempt.objects.filter(event__in=events).count() == 48
+
+    attempts = list(Attempt.objects.filter(event=nul_event).order_by("number"))
+    assert [a.status for a in attempts] == ["failed", "failed", "exhausted"]
+    assert all(
+        a.error_message.startswith(f"binary, {len(body)} bytes: 00 ff 20 62") for a in attempts
+    )
+    assert ExceptionCase.objects.get(event=nul_event).reason_id == "delivery_failed"
+
+    case = ExceptionCase.objects.get(event=raising)
+    assert case.reason_id == "processing_error"
+    assert case.detail == "KeyError: 'retry' (3 failed runs at step validate)"
+    assert Decision.objects.filter(event=raising).count() == 1
+
+
+def drip(conn: socket.socket) -> None:
+    """Read a request, then answer one byte every 0.3 s, for as long as the client listens."""
+    try:
+        conn.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+            conn.sendall(bytes([byte]))
+            time.sleep(0.3)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+@contextmanager
+def listener(handle: Callable[[socket.socket], None]) -> Iterator[tuple[str, list[float]]]:
+    """A TCP server on 127.0.0.1 handing each connection to handle(), counting them."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(128)
+    server.settimeout(0.1)
+    accepted: list[float] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            accepted.append(time.monotonic())
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook", accepted
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+def test_a_dripping_destination_is_cut_off_at_its_deadline(
+    start_worker, lead_version: MakeVersion
+) -> None:
+    with listener(drip) as (url, _):
+        version = lead_version(action={"type": "webhook", "url": url, "timeout_seconds": 1})
+        event = event_create(version, ENTERPRISE_EMEA_LEAD)
+        start_worker()
+        wake_workers()
+        attempt = wait_until(
+            lambda: Attempt.objects.filter(event=event).first(), timeout=20, what="an attempt"
+        )
+    assert attempt.error_class == "DeadlineExceeded"
+    assert attempt.duration_ms <= 1000 + 1000
+
+
+def hold(conn: socket.socket) -> None:
+    """Read a request and never answer; the client gives up and closes."""
+    try:
+        conn.settimeout(30)
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def test_fifty_events_to_a_destination_that_never_answers_stay_inside_the_task(
+    start_worker, lead_version: MakeVersion
+) -> None:
+    with listener(hold) as (url, accepted):
+        version = lead_version(
+            action={"type": "webhook", "url": url, "timeout_seconds": 2},
+            retry={"schedule": [600]},  # no retry within the test: one attempt each
+        )
+        events = [event_create(version, ENTERPRISE_EMEA_LEAD) for _ in range(50)]
+        worker = start_worker(
+            CELERY_TASK_HARD_TIME_LIMIT="40",  # soft limit 10 s: 7.5 s of it to deliver
+            HANDOFF_DELIVERY_PER_DESTINATION="10",
+            HANDOFF_PROCESS_BUDGET_SECONDS="1",
+        )
+        wake_workers()
+        try:
+            wait_until(
+                lambda: (
+                    Attempt.objects.filter(event__in=events).count() == 50
+                    and states(events) == {"retry_scheduled": 50}
+                ),
+                timeout=60,
+            )
+        except AssertionError:
+            attempts = Attempt.objects.filter(event__in=events).count()
+            raise AssertionError(
+                f"{attempts} attempts, {states(events)}, {len(accepted)} connections\n"
+                + worker.log()[-3000:]
+            ) from None
+        worker.stop()
+        connections = len(accepted)
+
+    assert connections == 50, "every request that went out is an attempt on the record"
+    per_event = Attempt.objects.filter(event__in=events).values_list("event_id", flat=True)
+    assert sorted(per_event) == sorted(e.pk for e in events), "none was sent twice"
+    assert Decision.objects.filter(event__in=events, result__verdict="deferred").exists()
+    log = worker.log()
+    assert "TimeLimitExceeded" not in log and "WorkerLostError" not in log, log[-2000:]
