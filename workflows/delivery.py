@@ -226,30 +226,37 @@ def _destination(url: str) -> str:
         return url
 
 
-async def _deliver(
-    client: httpx.AsyncClient, request: WebhookRequest, deadline: float | None
-) -> WebhookResult:
-    started_at = timezone.now()
-    clock = time.monotonic()
-    budget = request.timeout_seconds
-    shown_url = redacted_url(request.url)
+@dataclass(frozen=True)
+class _Clock:
+    """When a delivery started, to stamp its result."""
 
-    def result(verdict: Verdict, **fields: Any) -> WebhookResult:
-        duration_ms = max(0, round((time.monotonic() - clock) * 1000))
+    request: WebhookRequest
+    started_at: datetime = field(default_factory=timezone.now)
+    started: float = field(default_factory=time.monotonic)
+
+    def result(self, verdict: Verdict, **fields: Any) -> WebhookResult:
         if "error_message" in fields:
+            # Whatever came from outside is stored only sanitised, and never with the secret.
             fields["error_message"] = external_text(
-                redacted_text(fields["error_message"], request.url), limit=RESPONSE_EXCERPT_CHARS
+                redacted_text(fields["error_message"], self.request.url),
+                limit=RESPONSE_EXCERPT_CHARS,
             )
         return WebhookResult(
             verdict=verdict,
-            started_at=started_at,
+            started_at=self.started_at,
             finished_at=timezone.now(),
-            duration_ms=duration_ms,
+            duration_ms=max(0, round((time.monotonic() - self.started) * 1000)),
             **fields,
         )
 
-    if deadline is not None and deadline - clock < budget:
-        return result(
+
+async def _deliver(
+    client: httpx.AsyncClient, request: WebhookRequest, deadline: float | None
+) -> WebhookResult:
+    clock = _Clock(request)
+    budget = request.timeout_seconds
+    if deadline is not None and deadline - clock.started < budget:
+        return clock.result(
             Verdict.DEFERRED,
             error_class="Deferred",
             error_message=(
@@ -258,64 +265,68 @@ async def _deliver(
             ),
         )
     try:
-        headers = {
-            **request.headers,
-            **signed_headers(
-                secret=request.secret,
-                webhook_id=request.webhook_id,
-                body=request.body,
-                at=started_at,
-            ),
-        }
+        signature = signed_headers(
+            secret=request.secret,
+            webhook_id=request.webhook_id,
+            body=request.body,
+            at=clock.started_at,
+        )
     except Exception as exc:  # an empty or malformed secret: configuration, not the network
-        return result(
+        return clock.result(
             Verdict.REJECT,
             error_class="SigningError",
             error_message=f"could not sign the delivery: {type(exc).__name__}: {exc}",
         )
-
     try:
-        # httpx bounds each operation; the outer deadline, a little later, bounds the request
-        # as a whole, so a destination that drips its answer cannot hold it past its timeout.
-        async with asyncio.timeout(budget + DEADLINE_GRACE_SECONDS):
-            async with client.stream(
-                "POST",
-                request.url,
-                content=request.body.encode("utf-8"),
-                headers=headers,
-                timeout=httpx.Timeout(budget),
-            ) as response:
-                verdict = classify_status(response.status_code)
-                message = "" if verdict is Verdict.DELIVERED else await _excerpt(response)
-                return result(
-                    verdict,
-                    http_status=response.status_code,
-                    error_class=""
-                    if verdict is Verdict.DELIVERED
-                    else f"HTTP {response.status_code}",
-                    error_message=message,
-                )
-    except TimeoutError:
-        return result(
+        return await _post(client, request, {**request.headers, **signature}, clock)
+    except Exception as exc:
+        return _failed(exc, request, clock)
+
+
+async def _post(
+    client: httpx.AsyncClient, request: WebhookRequest, headers: dict[str, str], clock: _Clock
+) -> WebhookResult:
+    budget = request.timeout_seconds
+    # httpx bounds each operation; the outer deadline, a little later, bounds the request as a
+    # whole, so a destination that drips its answer cannot hold it past its timeout.
+    async with asyncio.timeout(budget + DEADLINE_GRACE_SECONDS):
+        async with client.stream(
+            "POST",
+            request.url,
+            content=request.body.encode("utf-8"),
+            headers=headers,
+            timeout=httpx.Timeout(budget),
+        ) as response:
+            status = response.status_code
+            verdict = classify_status(status)
+            if verdict is Verdict.DELIVERED:
+                return clock.result(verdict, http_status=status)
+            message = await _excerpt(response)
+            return clock.result(
+                verdict, http_status=status, error_class=f"HTTP {status}", error_message=message
+            )
+
+
+def _failed(exc: Exception, request: WebhookRequest, clock: _Clock) -> WebhookResult:
+    """A delivery that got no answer, classified: worth another try, or a refusal."""
+    budget, name = request.timeout_seconds, type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return clock.result(
             Verdict.RETRY,
             error_class="DeadlineExceeded",
             error_message=f"no complete answer within {budget:g} s",
         )
-    except DestinationRefused as exc:
-        return result(Verdict.REJECT, error_class="DestinationRefused", error_message=str(exc))
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        return result(Verdict.REJECT, error_class=type(exc).__name__, error_message=str(exc))
-    except httpx.TimeoutException as exc:
-        return result(
-            Verdict.RETRY,
-            error_class=type(exc).__name__,
-            error_message=str(exc) or f"no answer within {budget:g} s",
+    if isinstance(exc, DestinationRefused | httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return clock.result(Verdict.REJECT, error_class=name, error_message=str(exc))
+    if isinstance(exc, httpx.TimeoutException):
+        message = str(exc) or f"no answer within {budget:g} s"
+        return clock.result(Verdict.RETRY, error_class=name, error_message=message)
+    if not isinstance(exc, httpx.TransportError):  # unknown: assume transient, keep the evidence
+        shown = redacted_url(request.url)
+        logger.error(
+            "unexpected error delivering %s to %s", request.webhook_id, shown, exc_info=exc
         )
-    except httpx.TransportError as exc:
-        return result(Verdict.RETRY, error_class=type(exc).__name__, error_message=str(exc))
-    except Exception as exc:  # unknown: assume transient, keep the evidence
-        logger.exception("unexpected error delivering %s to %s", request.webhook_id, shown_url)
-        return result(Verdict.RETRY, error_class=type(exc).__name__, error_message=str(exc))
+    return clock.result(Verdict.RETRY, error_class=name, error_message=str(exc))
 
 
 async def _excerpt(response: httpx.Response) -> str:

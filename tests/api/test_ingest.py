@@ -54,6 +54,12 @@ def test_kept_headers_never_include_the_authorization_header(api: Api, workflow:
     assert event.source.startswith("api:integration-")
 
 
+def test_kept_headers_are_stored_safely_whatever_they_hold() -> None:
+    kept = ingest.kept_headers({"User-Agent": "crm\x00/1.0 \ud800", "X-Request-ID": "r" * 5000})
+    assert kept["user-agent"] == "crm\ufffd/1.0 \ufffd"
+    assert len(kept["x-request-id"]) == ingest.MAX_HEADER_LENGTH
+
+
 def test_the_hash_of_the_body_as_sent_is_kept(api: Api, workflow: Workflow) -> None:
     raw = b'{ "email" : "ada@example.com" }'
     response = api.post("/workflows/lead-routing/events", raw=raw)

@@ -192,3 +192,11 @@ def test_an_events_dry_run_runs_under_the_current_version_or_its_own(
     assert event_dry_run(event=event, version="original").owner == "emea-enterprise"
     edited = event_dry_run(event=event, payload={"email": "x@y.z"})
     assert edited.reason_code == "validation_failed"
+
+
+def test_the_dry_run_shows_the_destination_redacted(lead_version: MakeVersion, sink: Sink) -> None:
+    url = sink.url("/crm/leads?token=s3cret").replace("http://", "http://bot:pw@")
+    event = event_create(lead_version(url=url), ENTERPRISE_EMEA_LEAD)
+    dry = event_dry_run(event=event)
+    assert dry.destination.endswith("/crm/leads?redacted")
+    assert "s3cret" not in dry.destination and "pw@" not in dry.destination

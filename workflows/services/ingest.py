@@ -21,6 +21,7 @@ from audit.canonical import canonical_hash
 from workflows.definitions import json_type
 from workflows.dispatch import wake_workers
 from workflows.models import Event, EventState, Step, Workflow
+from workflows.sanitise import external_text
 
 KEPT_HEADERS = (
     "content-type",
@@ -144,7 +145,7 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The request headers worth keeping with the event; never credentials."""
     lowered = {name.lower(): value for name, value in headers.items()}
     return {
-        name: lowered[name].replace("\x00", "")[:MAX_HEADER_LENGTH]
+        name: external_text(lowered[name], limit=MAX_HEADER_LENGTH)
         for name in KEPT_HEADERS
         if name in lowered
     }

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from workflows.destinations import redacted_url
 from workflows.models import Decision, Event, EventState, Step, WorkflowVersion
 from workflows.owners import owner_ref
 from workflows.rules import compiled_version
@@ -85,7 +86,7 @@ def payload_dry_run(*, version: WorkflowVersion, payload: Any) -> DryRun:
         owner=owner_label(event),
         context=dict(event.context or {}),
         action=compiled.action.type,
-        destination=run.delivery.url if run.delivery is not None else "",
+        destination=redacted_url(run.delivery.url) if run.delivery is not None else "",
     )
 
 
