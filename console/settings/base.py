@@ -246,6 +246,11 @@ HANDOFF_STALE_CLAIM_SECONDS = env_int(
 )
 HANDOFF_SWEEP_MAX_WAKES = env_int("HANDOFF_SWEEP_MAX_WAKES", 4)
 
+# Workflow definitions and rules: the largest definition file load_workflows reads, and the
+# estimated element steps one rule may take on one event (about a second at worst; README).
+HANDOFF_MAX_DEFINITION_BYTES = env_int("HANDOFF_MAX_DEFINITION_BYTES", 256 * 1024)
+HANDOFF_RULE_COST_BUDGET = env_int("HANDOFF_RULE_COST_BUDGET", 20_000_000)
+
 AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
 
 # HTTP API: one event's payload, a whole batch request, and each token's request budget.
