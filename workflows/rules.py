@@ -179,10 +179,6 @@ def inputs_read(rule: Rule, *, payload: Any, context: dict[str, Any]) -> dict[st
     return values
 
 
-def _seconds(value: float | None) -> timedelta | None:
-    return None if value is None else timedelta(seconds=value)
-
-
 @contextmanager
 def _compiling(*where: Any) -> Iterator[None]:
     """Name the part of the definition that failed, so the loader can give its line."""
@@ -195,67 +191,63 @@ def _compiling(*where: Any) -> Iterator[None]:
         raise DefinitionCompileError(where, reason) from exc
 
 
+def _rule(where: tuple[Any, ...], name: str, source: str) -> Rule:
+    with _compiling(*where):
+        return compile_rule(name, source)
+
+
+def _duration(where: tuple[Any, ...], seconds: float) -> timedelta:
+    with _compiling(*where):
+        return timedelta(seconds=seconds)
+
+
+def _window(definition: dict[str, Any], section: str, key: str) -> timedelta | None:
+    seconds = definition[section][key]
+    return None if seconds is None else _duration((section, key), seconds)
+
+
 def compile_definition(definition: dict[str, Any], *, version_number: int = 0) -> CompiledWorkflow:
     """Compile a normalized definition (the shape workflows.definitions produces).
 
     The engine (compiled_version) and the loader both call this, so a definition that loads is
     one the engine can run. DefinitionCompileError names the part that failed.
     """
-    with _compiling():
+    with _compiling():  # a missing key or a value of the wrong type anywhere else
         action = definition.get("action") or {"type": "none"}
-        slug, name, owner = definition["slug"], definition["name"], definition["owner"]
-        fallback_owners = tuple(definition.get("fallback_owners", []))
-        required = []
-        for i, spec in enumerate(definition["required_fields"]):
-            with _compiling("required_fields", i):
-                required.append(FieldSpec(spec["path"], spec["type"]))
-    enrich = []
-    for i, item in enumerate(definition["enrich"]):
-        with _compiling("enrich", item.get("name", i)):
-            enrich.append(compile_rule(item["name"], item["expr"]))
-    routes = []
-    for i, item in enumerate(definition["routes"]):
-        with _compiling("routes", i, "when"):
-            routes.append(Route(rule=compile_rule(item["name"], item["when"]), owner=item["owner"]))
-    review = []
-    for i, item in enumerate(definition["review"]):
-        with _compiling("review", i, "when"):
-            rule = compile_rule(item["name"], item["when"])
-            review.append(ReviewGate(rule=rule, reason=item["reason"]))
-    with _compiling("action", "timeout_seconds"):
-        timeout = float(action.get("timeout_seconds", 10))
-    schedule = []
-    for i, seconds in enumerate(definition["retry"]["schedule"]):
-        with _compiling("retry", "schedule", i):
-            schedule.append(timedelta(seconds=seconds))
-    windows: dict[str, timedelta | None] = {}
-    for section, key in (
-        ("outcome", "confirm_within"),
-        ("sla", "acknowledge_within"),
-        ("sla", "resolve_within"),
-    ):
-        with _compiling(section, key):
-            windows[key] = _seconds(definition[section][key])
-    with _compiling("action"):
-        compiled_action = Action(
-            type=action["type"], url=action.get("url", ""), timeout_seconds=timeout
+        with _compiling("action", "timeout_seconds"):
+            timeout = float(action.get("timeout_seconds", 10))
+        routes, review = enumerate(definition["routes"]), enumerate(definition["review"])
+        return CompiledWorkflow(
+            slug=definition["slug"],
+            name=definition["name"],
+            version_number=version_number,
+            owner=definition["owner"],
+            fallback_owners=tuple(definition.get("fallback_owners", [])),
+            required_fields=tuple(
+                FieldSpec(f["path"], f["type"]) for f in definition["required_fields"]
+            ),
+            enrich=tuple(
+                _rule(("enrich", e["name"]), e["name"], e["expr"]) for e in definition["enrich"]
+            ),
+            routes=tuple(
+                Route(rule=_rule(("routes", i, "when"), r["name"], r["when"]), owner=r["owner"])
+                for i, r in routes
+            ),
+            review=tuple(
+                ReviewGate(
+                    rule=_rule(("review", i, "when"), g["name"], g["when"]), reason=g["reason"]
+                )
+                for i, g in review
+            ),
+            action=Action(type=action["type"], url=action.get("url", ""), timeout_seconds=timeout),
+            retry_schedule=tuple(
+                _duration(("retry", "schedule", i), seconds)
+                for i, seconds in enumerate(definition["retry"]["schedule"])
+            ),
+            confirm_within=_window(definition, "outcome", "confirm_within"),
+            acknowledge_within=_window(definition, "sla", "acknowledge_within"),
+            resolve_within=_window(definition, "sla", "resolve_within"),
         )
-    return CompiledWorkflow(
-        slug=slug,
-        name=name,
-        version_number=version_number,
-        owner=owner,
-        fallback_owners=fallback_owners,
-        required_fields=tuple(required),
-        enrich=tuple(enrich),
-        routes=tuple(routes),
-        review=tuple(review),
-        action=compiled_action,
-        retry_schedule=tuple(schedule),
-        confirm_within=windows["confirm_within"],
-        acknowledge_within=windows["acknowledge_within"],
-        resolve_within=windows["resolve_within"],
-    )
 
 
 _cache: dict[int, CompiledWorkflow] = {}
