@@ -4,18 +4,27 @@ with its file and line.
 The normalized form is what a WorkflowVersion stores and hashes: key order, comments and
 duration spelling do not matter ("5m" and 300 are the same content), so loading a file again
 with cosmetic changes creates no new version.
+
+A file is untrusted input. It is capped in size and nesting, YAML anchors and aliases are refused
+before anything is expanded (an alias bomb costs nothing), every duration is bounded, and the
+result is compiled exactly as the engine will compile it, so what loads is what can run.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from workflows.rules import RuleCompileError, compile_rule
+from workflows.definition_files import FileRefused, read_definition
+from workflows.rules import (
+    DefinitionCompileError,
+    RuleCompileError,
+    compile_definition,
+    compile_rule,
+)
 
 JSON_TYPES = ("string", "integer", "number", "boolean", "object", "array", "null")
 DEFAULT_RETRY_SCHEDULE = ["5s", "5m", "30m", "2h", "5h", "10h"]
@@ -24,6 +33,23 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DAY = 86400
+
+# Bounds in seconds as (least, most, what "longer than" names, what "shorter than" names). A retry
+# waits at most a week and an outcome or SLA window is at most a quarter: past that a person should
+# look instead. An action's deadline covers one request, and a batch waits for its slowest
+# delivery, so 60 s keeps a batch well inside the task time limits (CELERY_TASK_HARD_TIME_LIMIT).
+MAX_RETRY_STEPS = 20
+RETRY_WAIT = (1, 7 * _DAY, "7 days a retry may wait", "1 second a retry must wait")
+WINDOW = (1, 90 * _DAY, "90 days it may be", "1 second it must be")
+ACTION_TIMEOUT = (0.1, 60)
+MAX_ITEMS = {
+    "fallback_owners": 20,
+    "required_fields": 100,
+    "enrich": 50,
+    "routes": 100,
+    "review": 50,
+}
 
 TOP_KEYS = {
     "slug", "name", "description", "owner", "fallback_owners", "required_fields", "enrich",
@@ -97,27 +123,11 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, str):
         match = _DURATION.match(value.strip())
         if match:
+            if len(match.group(1)) > 20:
+                return math.inf  # longer than any bound; int() refuses thousands of digits
             seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
             return int(seconds) if float(seconds).is_integer() else seconds
     return None
-
-
-def _to_python(node: yaml.Node, lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> Any:
-    """Plain Python values from a YAML node, recording each value's line under its path."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)  # type: ignore[arg-type]
-            result[key] = _to_python(value_node, lines, (*path, key))
-            lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, lines, (*path, i)) for i, item in enumerate(node.value)]
-    return _LOADER.construct_object(node, deep=True)
-
-
-_LOADER = yaml.SafeLoader("")
 
 
 class _Checker:
@@ -153,14 +163,40 @@ class _Checker:
             return None
         return value.strip()
 
-    def duration(self, value: Any, path: tuple[Any, ...], what: str) -> float | None:
+    def duration(
+        self, value: Any, path: tuple[Any, ...], what: str, bounds: tuple[Any, ...]
+    ) -> float | None:
+        """Seconds within (least, most, longer, shorter) bounds, or None with a problem."""
         seconds = parse_duration(value)
         if seconds is None:
             self.fail(
                 path,
                 f"{what}: bad duration {value!r} (use a number with ms, s, m, h or d, like 30m)",
             )
+            return None
+        least, most, longer, shorter = bounds
+        spelled = str(value).strip()
+        spelled = spelled if len(spelled) <= 40 else spelled[:40] + "..."
+        if seconds > most:
+            self.fail(path, f"{what}: {spelled} is longer than the {longer}")
+            return None
+        if seconds < least:
+            self.fail(path, f"{what}: {spelled} is shorter than the {shorter}")
+            return None
         return seconds
+
+    def items(self, raw: dict[str, Any], key: str, what: str) -> list[Any]:
+        """A list under `key` (missing: empty), at most MAX_ITEMS[key] long."""
+        value = raw.get(key) or []
+        if not isinstance(value, list):
+            self.fail((key,), f"{key} must be {what}")
+            return []
+        if len(value) > MAX_ITEMS[key]:
+            self.fail(
+                (key,), f"{key} may list at most {MAX_ITEMS[key]} (this one lists {len(value)})"
+            )
+            return []
+        return value
 
     def rule(self, name: str, source: Any, path: tuple[Any, ...], what: str) -> str | None:
         text = self.string(source, path, what)
@@ -208,10 +244,7 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
         if owner is not None and owner not in checker.owners.teams:
             checker.fail(("owner",), f"owner: unknown team {owner!r}")
         out["owner"] = owner
-    fallbacks = raw.get("fallback_owners") or []
-    if not isinstance(fallbacks, list):
-        checker.fail(("fallback_owners",), "fallback_owners must be a list of team slugs")
-        fallbacks = []
+    fallbacks = checker.items(raw, "fallback_owners", "a list of team slugs")
     out["fallback_owners"] = []
     for i, team in enumerate(fallbacks):
         if not isinstance(team, str) or team not in checker.owners.teams:
@@ -220,10 +253,7 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
             out["fallback_owners"].append(team)
 
     out["required_fields"] = []
-    fields = raw.get("required_fields") or []
-    if not isinstance(fields, list):
-        checker.fail(("required_fields",), "required_fields must be a list")
-        fields = []
+    fields = checker.items(raw, "required_fields", "a list")
     for i, item in enumerate(fields):
         path = ("required_fields", i)
         if not checker.keys(item, path, {"path", "type"}, "a required field"):
@@ -247,6 +277,9 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
     if not isinstance(enrich, dict):
         checker.fail(("enrich",), "enrich must be a mapping of field name to CEL expression")
         enrich = {}
+    if len(enrich) > MAX_ITEMS["enrich"]:
+        checker.fail(("enrich",), f"enrich may list at most {MAX_ITEMS['enrich']} fields")
+        enrich = {}
     for name, expr in enrich.items():
         path = ("enrich", name)
         if not isinstance(name, str) or not _IDENTIFIER.match(name):
@@ -267,13 +300,15 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
     schedule: list[float] = []
     if checker.keys(retry, ("retry",), {"schedule"}, "retry"):
         entries = retry.get("schedule", DEFAULT_RETRY_SCHEDULE)
-        if not isinstance(entries, list) or len(entries) > 20:
+        if not isinstance(entries, list) or len(entries) > MAX_RETRY_STEPS:
             checker.fail(
-                ("retry", "schedule"), "retry.schedule must be a list of 0 to 20 durations"
+                ("retry", "schedule"),
+                f"retry.schedule must be a list of 0 to {MAX_RETRY_STEPS} durations",
             )
             entries = []
         for i, entry in enumerate(entries):
-            seconds = checker.duration(entry, ("retry", "schedule", i), "retry.schedule")
+            path = ("retry", "schedule", i)
+            seconds = checker.duration(entry, path, f"retry.schedule[{i}]", RETRY_WAIT)
             if seconds is not None:
                 schedule.append(seconds)
     out["retry"] = {"schedule": schedule}
@@ -284,7 +319,10 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
         "confirm_within" in outcome
     ):
         out["outcome"]["confirm_within"] = checker.duration(
-            outcome["confirm_within"], ("outcome", "confirm_within"), "outcome.confirm_within"
+            outcome["confirm_within"],
+            ("outcome", "confirm_within"),
+            "outcome.confirm_within",
+            WINDOW,
         )
 
     sla = raw.get("sla") or {}
@@ -292,17 +330,14 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
     if checker.keys(sla, ("sla",), {"acknowledge_within", "resolve_within"}, "sla"):
         for key in ("acknowledge_within", "resolve_within"):
             if key in sla:
-                out["sla"][key] = checker.duration(sla[key], ("sla", key), f"sla.{key}")
+                out["sla"][key] = checker.duration(sla[key], ("sla", key), f"sla.{key}", WINDOW)
     return out
 
 
 def _named_rules(
     raw: dict[str, Any], key: str, checker: _Checker, *, extra: set[str]
 ) -> list[dict[str, Any]]:
-    items = raw.get(key) or []
-    if not isinstance(items, list):
-        checker.fail((key,), f"{key} must be a list")
-        return []
+    items = checker.items(raw, key, "a list")
     result, names = [], set()
     (extra_key,) = extra
     for i, item in enumerate(items):
@@ -339,32 +374,39 @@ def _action(action: Any, checker: _Checker) -> dict[str, Any]:
     if url is not None and not re.match(r"^https?://[^\s/]+", url):
         checker.fail(("action", "url"), f"action.url {url!r} must be an http(s) URL")
     timeout = action.get("timeout_seconds", 10)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
-        checker.fail(("action", "timeout_seconds"), "action.timeout_seconds must be 1 to 60")
+    least, most = ACTION_TIMEOUT
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not (least <= timeout <= most)
+    ):
+        checker.fail(
+            ("action", "timeout_seconds"),
+            f"action.timeout_seconds: {timeout!r} must be between {least:g} and {most:g} seconds",
+        )
         timeout = 10
     return {"type": "webhook", "url": url or "", "timeout_seconds": timeout}
 
 
-def parse_definition(text: str, *, filename: str, owners: Owners) -> dict[str, Any]:
-    """The normalized definition, or DefinitionError listing every problem with its line."""
+def parse_definition(text: str | bytes, *, filename: str, owners: Owners) -> dict[str, Any]:
+    """The normalized definition, or DefinitionError listing every problem with its line.
+
+    Whatever the input, the only exception is DefinitionError: a hostile file is a problem
+    to report, not a crash.
+    """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise DefinitionError([Problem(filename, line, f"not valid YAML: {reason}")]) from exc
-    if node is None:
-        raise DefinitionError([Problem(filename, 1, "the file is empty")])
-    lines: dict[tuple[Any, ...], int] = {}
-    try:
-        raw = _to_python(node, lines, ())
-    except yaml.YAMLError as exc:
-        raise DefinitionError([Problem(filename, 1, f"not valid YAML: {exc}")]) from exc
+        raw, lines = read_definition(text)
+    except FileRefused as refused:
+        raise DefinitionError([Problem(filename, refused.line, refused.message)]) from None
     checker = _Checker(filename, lines, owners)
     definition = _check(raw, checker)
     if checker.problems:
         raise DefinitionError(checker.problems)
+    try:
+        compile_definition(definition)
+    except DefinitionCompileError as exc:
+        message = f"the engine cannot compile this: {exc}"
+        raise DefinitionError([Problem(filename, checker.line(exc.where), message)]) from exc
     return definition
 
 

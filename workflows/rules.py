@@ -9,17 +9,37 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import cel
+from django.conf import settings
+
+from workflows.rule_cost import (
+    DEFAULT_COST_BUDGET,
+    RuleShape,
+    RuleTooCostly,
+    estimated_cost,
+    rule_shape,
+)
 
 _PATH = re.compile(r"\b(payload|context)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 
 
 class RuleCompileError(ValueError):
-    """A CEL expression that does not compile."""
+    """A CEL expression that does not compile, or whose shape is over a cost limit."""
+
+
+class DefinitionCompileError(ValueError):
+    """A normalized definition the engine cannot compile; `where` is the path to the culprit."""
+
+    def __init__(self, where: tuple[Any, ...], reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{'.'.join(str(part) for part in where)}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +47,7 @@ class Rule:
     name: str
     source: str
     program: Any
+    shape: RuleShape
 
     def read_paths(self) -> list[str]:
         """The dotted payload/context paths the expression mentions, in order of appearance."""
@@ -91,21 +112,49 @@ class RuleResult:
 
 
 def compile_rule(name: str, source: str) -> Rule:
+    """A compiled rule; RuleCompileError if it does not compile or is over a shape limit."""
     try:
+        # The shape is checked first: the parser itself is not safe on any length of input.
+        shape = rule_shape(source)
         program = cel.compile(source)
-    except (ValueError, RuntimeError) as exc:
+    except RuleTooCostly as exc:
         raise RuleCompileError(str(exc)) from exc
-    return Rule(name=name, source=source, program=program)
+    except (ValueError, RuntimeError, RecursionError) as exc:
+        raise RuleCompileError(str(exc)) from exc
+    return Rule(name=name, source=source, program=program, shape=shape)
+
+
+def cost_budget() -> int:
+    return int(getattr(settings, "HANDOFF_RULE_COST_BUDGET", DEFAULT_COST_BUDGET))
 
 
 def evaluate(rule: Rule, *, payload: Any, context: dict[str, Any]) -> RuleResult:
-    """Run a rule; an error is a result to record, never an exception to crash on."""
+    """Run a rule; an error is a result to record, never an exception to crash on.
+
+    The interpreter cannot be interrupted once it runs, so a rule whose estimated cost on these
+    inputs is over the budget is not run at all.
+    """
+    budget = cost_budget()
+    cost = estimated_cost(rule.shape, payload=payload, context=context, budget=budget)
+    if cost > budget:
+        return RuleResult(
+            error=(
+                f"over its cost budget: an estimated {cost:,} steps or more on this input, "
+                f"{cost / budget:,.1f} times the {budget:,} steps allowed"
+            ),
+            error_class="RuleCostExceeded",
+        )
     try:
         value = rule.program.execute({"payload": payload, "context": context})
     except KeyError as exc:
         return RuleResult(error=f"no such field: {exc.args[0]}", error_class="MissingField")
     except Exception as exc:  # the interpreter raises TypeError, ValueError, RuntimeError
         return RuleResult(error=str(exc), error_class=type(exc).__name__)
+    except BaseException as exc:
+        # A panic inside the interpreter surfaces as pyo3's PanicException, a BaseException.
+        if type(exc).__name__ != "PanicException":
+            raise
+        return RuleResult(error=f"the rule interpreter failed: {exc}", error_class="RulePanic")
     return RuleResult(value=value)
 
 
@@ -130,41 +179,75 @@ def inputs_read(rule: Rule, *, payload: Any, context: dict[str, Any]) -> dict[st
     return values
 
 
-def _seconds(value: float | None) -> timedelta | None:
-    return None if value is None else timedelta(seconds=value)
+@contextmanager
+def _compiling(*where: Any) -> Iterator[None]:
+    """Name the part of the definition that failed, so the loader can give its line."""
+    try:
+        yield
+    except DefinitionCompileError:
+        raise
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DefinitionCompileError(where, reason) from exc
 
 
-def compile_definition(definition: dict[str, Any], *, version_number: int) -> CompiledWorkflow:
-    """Compile a normalized definition (the shape workflows.definitions produces)."""
-    action = definition.get("action") or {"type": "none"}
-    return CompiledWorkflow(
-        slug=definition["slug"],
-        name=definition["name"],
-        version_number=version_number,
-        owner=definition["owner"],
-        fallback_owners=tuple(definition.get("fallback_owners", [])),
-        required_fields=tuple(
-            FieldSpec(f["path"], f["type"]) for f in definition["required_fields"]
-        ),
-        enrich=tuple(compile_rule(e["name"], e["expr"]) for e in definition["enrich"]),
-        routes=tuple(
-            Route(rule=compile_rule(r["name"], r["when"]), owner=r["owner"])
-            for r in definition["routes"]
-        ),
-        review=tuple(
-            ReviewGate(rule=compile_rule(g["name"], g["when"]), reason=g["reason"])
-            for g in definition["review"]
-        ),
-        action=Action(
-            type=action["type"],
-            url=action.get("url", ""),
-            timeout_seconds=float(action.get("timeout_seconds", 10)),
-        ),
-        retry_schedule=tuple(timedelta(seconds=s) for s in definition["retry"]["schedule"]),
-        confirm_within=_seconds(definition["outcome"]["confirm_within"]),
-        acknowledge_within=_seconds(definition["sla"]["acknowledge_within"]),
-        resolve_within=_seconds(definition["sla"]["resolve_within"]),
-    )
+def _rule(where: tuple[Any, ...], name: str, source: str) -> Rule:
+    with _compiling(*where):
+        return compile_rule(name, source)
+
+
+def _duration(where: tuple[Any, ...], seconds: float) -> timedelta:
+    with _compiling(*where):
+        return timedelta(seconds=seconds)
+
+
+def _window(definition: dict[str, Any], section: str, key: str) -> timedelta | None:
+    seconds = definition[section][key]
+    return None if seconds is None else _duration((section, key), seconds)
+
+
+def compile_definition(definition: dict[str, Any], *, version_number: int = 0) -> CompiledWorkflow:
+    """Compile a normalized definition (the shape workflows.definitions produces).
+
+    The engine (compiled_version) and the loader both call this, so a definition that loads is
+    one the engine can run. DefinitionCompileError names the part that failed.
+    """
+    with _compiling():  # a missing key or a value of the wrong type anywhere else
+        action = definition.get("action") or {"type": "none"}
+        with _compiling("action", "timeout_seconds"):
+            timeout = float(action.get("timeout_seconds", 10))
+        routes, review = enumerate(definition["routes"]), enumerate(definition["review"])
+        return CompiledWorkflow(
+            slug=definition["slug"],
+            name=definition["name"],
+            version_number=version_number,
+            owner=definition["owner"],
+            fallback_owners=tuple(definition.get("fallback_owners", [])),
+            required_fields=tuple(
+                FieldSpec(f["path"], f["type"]) for f in definition["required_fields"]
+            ),
+            enrich=tuple(
+                _rule(("enrich", e["name"]), e["name"], e["expr"]) for e in definition["enrich"]
+            ),
+            routes=tuple(
+                Route(rule=_rule(("routes", i, "when"), r["name"], r["when"]), owner=r["owner"])
+                for i, r in routes
+            ),
+            review=tuple(
+                ReviewGate(
+                    rule=_rule(("review", i, "when"), g["name"], g["when"]), reason=g["reason"]
+                )
+                for i, g in review
+            ),
+            action=Action(type=action["type"], url=action.get("url", ""), timeout_seconds=timeout),
+            retry_schedule=tuple(
+                _duration(("retry", "schedule", i), seconds)
+                for i, seconds in enumerate(definition["retry"]["schedule"])
+            ),
+            confirm_within=_window(definition, "outcome", "confirm_within"),
+            acknowledge_within=_window(definition, "sla", "acknowledge_within"),
+            resolve_within=_window(definition, "sla", "resolve_within"),
+        )
 
 
 _cache: dict[int, CompiledWorkflow] = {}

@@ -276,6 +276,11 @@ HANDOFF_DELIVERY_PER_DESTINATION = env_int("HANDOFF_DELIVERY_PER_DESTINATION", 4
 HANDOFF_DESTINATION_REFUSE_PRIVATE = env_bool("HANDOFF_DESTINATION_REFUSE_PRIVATE", True)
 HANDOFF_DESTINATION_ALLOWLIST = env_list("HANDOFF_DESTINATION_ALLOWLIST", [])
 
+# Workflow definitions and rules: the largest definition file load_workflows reads, and the
+# estimated element steps one rule may take on one event (about a second at worst; README).
+HANDOFF_MAX_DEFINITION_BYTES = env_int("HANDOFF_MAX_DEFINITION_BYTES", 256 * 1024)
+HANDOFF_RULE_COST_BUDGET = env_int("HANDOFF_RULE_COST_BUDGET", 20_000_000)
+
 AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
 
 # A bulk job whose chunks stopped committing this long ago is sent to the workers again.

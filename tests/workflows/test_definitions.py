@@ -87,7 +87,7 @@ def test_cosmetic_changes_do_not_change_the_content_hash() -> None:
     ("old", "new", "reason"),
     [
         ("timeout_seconds: 10", "timeout_secs: 10", "unknown key 'timeout_secs' in action"),
-        ("[5s, 5m,", "[5s, 5 minutes,", "retry.schedule: bad duration '5 minutes'"),
+        ("[5s, 5m,", "[5s, 5 minutes,", "retry.schedule[1]: bad duration '5 minutes'"),
         ("owner: inbound-sdr", "owner: nobody", "route 'default' owner: unknown team 'nobody'"),
         ("type: integer", "type: int", "type 'int' of company.size is not a JSON type"),
         ("size >= 500 ?", "size >= ?", "enrich rule 'segment' does not compile"),

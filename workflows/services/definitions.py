@@ -96,8 +96,11 @@ class LoadResult:
 
 
 @transaction.atomic
-def workflows_load(*, sources: list[tuple[str, str]], actor: Any) -> list[LoadResult]:
-    """Load (filename, YAML text) definitions all or nothing.
+def workflows_load(*, sources: list[tuple[str, str | bytes]], actor: Any) -> list[LoadResult]:
+    """Load (filename, YAML text or bytes) definitions all or nothing.
+
+    Each is parsed, bounded and compiled as the engine will compile it; any problem in any file
+    refuses the whole load with every problem named (DefinitionError).
 
     Same content as the current version: nothing. Changed content: version N+1 becomes
     current. Content identical to an older version makes that version current again.
@@ -122,7 +125,9 @@ def workflows_load(*, sources: list[tuple[str, str]], actor: Any) -> list[LoadRe
     return [_load_one(filename, text, definition, actor) for filename, text, definition in parsed]
 
 
-def _load_one(filename: str, text: str, definition: dict[str, Any], actor: Any) -> LoadResult:
+def _load_one(
+    filename: str, text: str | bytes, definition: dict[str, Any], actor: Any
+) -> LoadResult:
     digest = canonical_hash(definition)
     workflow, created = Workflow.objects.select_for_update().get_or_create(
         slug=definition["slug"],
@@ -140,7 +145,7 @@ def _load_one(filename: str, text: str, definition: dict[str, Any], actor: Any) 
             workflow=workflow,
             number=(last.number if last else 0) + 1,
             definition=definition,
-            source=text,
+            source=text if isinstance(text, str) else text.decode("utf-8"),
             content_hash=digest,
             created_by=actor_label(actor),
         )
