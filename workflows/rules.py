@@ -39,7 +39,8 @@ class DefinitionCompileError(ValueError):
     def __init__(self, where: tuple[Any, ...], reason: str) -> None:
         self.where = where
         self.reason = reason
-        super().__init__(f"{'.'.join(str(part) for part in where)}: {reason}")
+        path = ".".join(str(part) for part in where) or "the definition"
+        super().__init__(f"{path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ def _compiling(*where: Any) -> Iterator[None]:
         yield
     except DefinitionCompileError:
         raise
+    except KeyError as exc:
+        raise DefinitionCompileError(where, f"missing {exc.args[0]!r}") from exc
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DefinitionCompileError(where, reason) from exc

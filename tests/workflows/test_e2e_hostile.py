@@ -93,7 +93,10 @@ def test_a_batch_with_a_raising_event_and_a_nul_answer_delivers_the_rest_exactly
 
     case = ExceptionCase.objects.get(event=raising)
     assert case.reason_id == "processing_error"
-    assert case.detail == "KeyError: 'retry' (3 failed runs at step validate)"
+    assert (
+        case.detail
+        == "DefinitionCompileError: the definition: missing 'retry' (3 failed runs at step validate)"
+    )
     assert Decision.objects.filter(event=raising).count() == 1
 
 

@@ -61,14 +61,20 @@ def test_an_event_whose_runs_keep_failing_stops_for_a_person_once(
     assert (event.state, event.processing_failures) == (EventState.NEEDS_ATTENTION, 3)
     (decision,) = Decision.objects.filter(event=event)
     assert decision.rule == "processing"
-    assert decision.result == {"error_class": "KeyError", "error": "'retry'"}
+    assert decision.result == {
+        "error_class": "DefinitionCompileError",
+        "error": "the definition: missing 'retry'",
+    }
     assert decision.explanation == (
-        "Processing failed 3 times in a row at step validate; last: KeyError: 'retry'. "
+        "Processing failed 3 times in a row at step validate; last: DefinitionCompileError: the definition: missing 'retry'. "
         "Not retried again until a person acts."
     )
     case = ExceptionCase.objects.get(event=event)
     assert case.reason_id == "processing_error"
-    assert case.detail == "KeyError: 'retry' (3 failed runs at step validate)"
+    assert (
+        case.detail
+        == "DefinitionCompileError: the definition: missing 'retry' (3 failed runs at step validate)"
+    )
     time_machine.shift(timedelta(hours=1))
     assert process_due().claimed == 0, "it is not retried again"
 
