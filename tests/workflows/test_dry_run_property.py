@@ -165,3 +165,40 @@ def test_the_dry_run_decides_what_the_engine_records(
     recorded = Decision.objects.filter(event=event).order_by("created_at", "id")
     assert facts(dry.decisions) == facts(recorded)
     assert outcome(dry) == recorded_outcome(event)
+
+
+# JSON that ingest would store: no NUL, no lone surrogates, finite numbers.
+TEXT = st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(TEXT, max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(TEXT, max_size=8), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@pytest.mark.parametrize("slug", sorted(GOOD_VALUES))
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_no_payload_makes_the_engine_raise(
+    demo_versions: dict[str, WorkflowVersion], slug: str, data: st.DataObject
+) -> None:
+    """Arbitrary JSON objects, merged over a valid payload or alone: every event settles as a
+    decision (delivered, or a case with its reason), never as an error the engine did not mean."""
+    base = data.draw(st.one_of(st.just({}), payloads(slug)), label="base")
+    extra = data.draw(st.dictionaries(st.text(TEXT, max_size=12), JSON, max_size=6), label="extra")
+    event = event_create(demo_versions[slug], {**base, **extra})
+    result = process_due()
+    assert (result.claimed, result.crashed, result.written) == (1, 0, 1)
+    assert reload(event).state != EventState.PROCESSING
