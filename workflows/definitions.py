@@ -108,7 +108,7 @@ def _to_python(node: yaml.Node, lines: dict[tuple[Any, ...], int], path: tuple[A
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)  # type: ignore[arg-type]
+            key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)
             result[key] = _to_python(value_node, lines, (*path, key))
             lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
         return result

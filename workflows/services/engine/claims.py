@@ -7,7 +7,8 @@ disjoint sets and a message delivered twice finds nothing the second time.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 from uuid import uuid4
 
 from django.db import connection, transaction
@@ -36,7 +37,7 @@ RETURNING id
 def events_claim_due(*, limit: int, worker: str) -> list[Event]:
     """Take up to `limit` due events for this worker; each carries the batch's claim token."""
     token = f"{worker}:{uuid4().hex[:8]}"
-    params = {
+    params: dict[str, str | int | datetime] = {
         "processing": EventState.PROCESSING,
         "received": EventState.RECEIVED,
         "retry_scheduled": EventState.RETRY_SCHEDULED,
@@ -89,7 +90,9 @@ def events_release_stale(*, older_than: timedelta) -> int:
                 ok=False,
                 explanation=(
                     f"Worker {event.claimed_by} stopped before finishing step {event.step}; "
-                    f"released for another worker after {duration(now - event.claimed_at)}"
+                    # claimed_at__lt above: a stale claim always has its time.
+                    f"released for another worker after "
+                    f"{duration(now - cast(datetime, event.claimed_at))}"
                 ),
                 created_at=now,
             )
