@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from audit.models import AuditEntry
 from exceptions import services, tasks
 from exceptions.models import BulkJob, BulkJobItem, CaseState, Comment, ExceptionCase
-from tests.exceptions import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
