@@ -194,7 +194,7 @@ def _update_events(events: list[Event], token: str) -> None:
     # Every name in EVENT_FIELDS is a concrete column (not a reverse relation).
     fields = [cast("Field[Any, Any]", Event._meta.get_field(name)) for name in EVENT_FIELDS]
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(cast(str, f.column))} = %s" for f in fields)
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     sql = (
         f"UPDATE {quote(Event._meta.db_table)} SET {assignments} "  # noqa: S608 (names from the model)
         f"WHERE id = %s AND claimed_by = %s AND state = %s"
