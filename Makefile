@@ -11,7 +11,7 @@ help:
 	@echo "make run    console, worker and beat on embedded PostgreSQL and Redis (data in .data/)"
 	@echo "make test   the whole suite (DATABASE_URL/REDIS_URL if set, embedded servers otherwise)"
 	@echo "make bench  ingest and processing figures beside their floors (needs wrk)"
-	@echo "make lint   ruff lint and format check"
+	@echo "make lint   ruff lint and format check, mypy, djLint on the templates"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,8 @@ bench: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/djlint templates --lint
 
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix .

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -99,7 +99,8 @@ def audit_seal(*, batch_size: int | None = None) -> int:
     if not pending:
         return 0
     last = AuditEntry.objects.filter(seq__isnull=False).order_by("-seq").only("seq", "hash").first()
-    seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
+    # last was filtered on a sealed seq: it is never None there.
+    seq, prev_hash = (cast(int, last.seq), last.hash) if last else (0, GENESIS_HASH)
     sealed_at = timezone.now()
     for entry in pending:
         seq += 1

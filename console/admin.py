@@ -28,7 +28,11 @@ def _snapshot(user: Any) -> dict[str, Any]:
 
 class AuditedUserAdmin(UserAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        request._audit_before = _snapshot(User.objects.get(pk=obj.pk)) if change else None  # type: ignore[attr-defined]
+        # save_related, which writes the entry, gets no state of ours but the request: the
+        # snapshot from before the save rides on it (HttpRequest declares no such attribute).
+        request._audit_before = (  # type: ignore[attr-defined]
+            _snapshot(User.objects.get(pk=obj.pk)) if change else None
+        )
         super().save_model(request, obj, form, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:

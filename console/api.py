@@ -13,10 +13,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.urls import re_path
+from django.urls import URLPattern, URLResolver, re_path
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -50,10 +52,12 @@ def error_response(error: ApiError) -> HttpResponse:
 
 
 class HandoffAPI(NinjaAPI):
-    def _get_urls(self) -> list[Any]:
+    def _get_urls(self) -> list[URLResolver | URLPattern]:
         """Ninja's URLs, made API views: no login redirect, no CSRF, errors in our shape."""
         patterns = super()._get_urls()
         for pattern in patterns:
+            if not isinstance(pattern, URLPattern):
+                continue  # ninja makes none: its routers' URLs are paths, not includes
             if pattern.name == "api-root":
                 pattern.callback = _unknown_path
             elif pattern.name == "openapi-json":
@@ -88,9 +92,7 @@ def _api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         return response
 
     # Bearer tokens, not the console's session: never a login redirect, no CSRF cookie.
-    api_view.login_required = False  # type: ignore[attr-defined]
-    api_view.csrf_exempt = True  # type: ignore[attr-defined]
-    return api_view
+    return csrf_exempt(login_not_required(api_view))
 
 
 def _get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -201,6 +203,8 @@ def _on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(ApiError(404, "not_found", "Not found."))
 
 
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
 def _on_database_unreachable(request: HttpRequest, exc: Exception) -> HttpResponse:
     # Never a 2xx for what was not stored: the client should retry later.
     logger.warning("API request refused, database unreachable: %s", exc)
@@ -212,10 +216,6 @@ def _on_database_unreachable(request: HttpRequest, exc: Exception) -> HttpRespon
             headers={"Retry-After": "5"},
         ),
     )
-
-
-api.add_exception_handler(OperationalError, _on_database_unreachable)
-api.add_exception_handler(InterfaceError, _on_database_unreachable)
 
 
 @api.exception_handler(Exception)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import login, logout
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
 
 from audit.services import audit_record
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 @transaction.atomic
-def session_login(*, request: HttpRequest, user: AbstractBaseUser) -> None:
+def session_login(*, request: HttpRequest, user: User) -> None:
     login(request, user)
     audit_record(actor=user, action="auth.login", target=user)
 

@@ -14,10 +14,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.utils.datastructures import MultiValueDict
 
 from exceptions import services
 from exceptions.forms import (
@@ -332,19 +333,26 @@ class BulkForm(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         allowed = [a for a in bulk_actions() if user.has_perm(a.permission)]
-        self.fields["action"].choices = [("", "Choose…"), *((a.name, a.label) for a in allowed)]
+        # action, case and group are declared above as choice fields; their choices vary.
+        choice_fields = cast(dict[str, forms.ChoiceField], self.fields)
+        choice_fields["action"].choices = [
+            ("", "Choose…"),
+            *((a.name, a.label) for a in allowed),
+        ]
         # Any id or fingerprint may be posted; what they may touch is decided by the query.
-        self.fields["case"].choices = [(v, v) for v in self.data.getlist("case")]
-        self.fields["group"].choices = [(v, v) for v in self.data.getlist("group")]
+        posted = cast("MultiValueDict[str, str]", self.data)  # a QueryDict, or empty unbound
+        choice_fields["case"].choices = [(v, v) for v in posted.getlist("case")]
+        choice_fields["group"].choices = [(v, v) for v in posted.getlist("group")]
         self.arguments: dict[str, Any] = {}
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("scope") == "selected" and not data.get("case") and not data.get("group"):
             self.add_error(None, "Select at least one row, or apply to everything.")
         action = ACTIONS.get(data.get("action", ""))
         if action is not None:
-            chosen = self.data.copy()
+            chosen = cast("MultiValueDict[str, str]", self.data).copy()
             chosen["version"] = "1"  # each case is taken at its own version when the job runs
             own = action.form(chosen)
             if own.is_valid():

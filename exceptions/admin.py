@@ -13,14 +13,14 @@ from django.http import HttpRequest
 from audit.services import audit_record
 from exceptions.models import BulkJob, ExceptionCase, ReasonCode, SavedView
 
-REASON_FIELDS = [
+REASON_FIELDS = (
     "code",
     "label",
     "description",
     "default_acknowledge_within",
     "default_resolve_within",
     "note_required",
-]
+)
 
 
 @admin.register(ReasonCode)

@@ -7,7 +7,7 @@ queue's bulk bar alike; the action registry (exceptions.actions) says which form
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -73,10 +73,11 @@ class AssignForm(ActionForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["person"].choices = _person_choices()
+        cast(forms.ChoiceField, self.fields["person"]).choices = _person_choices()
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not data.get("team") and not data.get("person"):
             raise forms.ValidationError("Choose a team, a person, or both.")
         return data

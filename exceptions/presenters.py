@@ -39,12 +39,14 @@ def short_duration(delta: timedelta) -> str:
 
 def sla_wording(case: ExceptionCase, now: datetime) -> tuple[str, str]:
     """(state, words): ("breached", "breached 2h ago"), ("due", "ack in 12m") or ("", "")."""
-    state = case.sla_state(now)
+    state, due = case.sla_state(now), case.sla_due_at
+    if due is None:  # then sla_state is "" too: no clock runs
+        return "", ""
     if state == "breached":
-        return state, f"breached {short_duration(now - case.sla_due_at)} ago"  # type: ignore[operator]
+        return state, f"breached {short_duration(now - due)} ago"
     if state == "due":
         clock = "ack" if case.acknowledged_at is None and case.acknowledge_due_at else "resolve"
-        return state, f"{clock} in {short_duration(case.sla_due_at - now)}"  # type: ignore[operator]
+        return state, f"{clock} in {short_duration(due - now)}"
     return "", ""
 
 
@@ -93,8 +95,8 @@ def queue_rows(
                 sla_due_at=case.sla_due_at,
                 workflow=case.workflow.name,
                 reason=case.reason.label,
-                team=case.owner_team.slug if case.owner_team_id else "",
-                person=case.owner_user.get_username() if case.owner_user_id else "",
+                team=case.owner_team.slug if case.owner_team is not None else "",
+                person=case.owner_user.get_username() if case.owner_user is not None else "",
                 detail=case.detail,
                 state=case.state,
                 state_label=case.get_state_display(),

@@ -95,7 +95,7 @@ class QueuePage:
     group_sizes: dict[str, int] = field(default_factory=dict)
 
 
-def count_matching(queryset: QuerySet) -> tuple[int, bool]:
+def count_matching(queryset: QuerySet[Any]) -> tuple[int, bool]:
     """(count, is an estimate): exact up to EXACT_COUNT_LIMIT, the planner's estimate above."""
     capped = queryset.order_by().values("pk")[: EXACT_COUNT_LIMIT + 1]
     sql, params = capped.query.sql_with_params()
@@ -231,7 +231,9 @@ def queue_groups_page(
     )
 
 
-def group_members(*, fingerprint: str, queryset: QuerySet, limit: int = 50) -> list[Any]:
+def group_members(
+    *, fingerprint: str, queryset: QuerySet[ExceptionCase], limit: int = 50
+) -> list[Any]:
     return list(
         queryset.filter(fingerprint=fingerprint)
         .select_related(*_ROW_RELATIONS)

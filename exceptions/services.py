@@ -100,7 +100,7 @@ def case_open_or_join(
     """Open a case for the event, or return the open one with the same reason. (case, created)"""
     existing = (
         ExceptionCase.objects.select_for_update()
-        .filter(event=event, reason_id=reason_code, state__in=OPEN_STATES)
+        .filter(event=event, reason__code=reason_code, state__in=OPEN_STATES)
         .first()
     )
     if existing is not None:
@@ -143,8 +143,8 @@ def case_open_or_join(
 def _snapshot(case: ExceptionCase) -> dict[str, Any]:
     return {
         "state": case.state,
-        "owner_team": case.owner_team.slug if case.owner_team_id else None,
-        "owner_user": case.owner_user.get_username() if case.owner_user_id else None,
+        "owner_team": case.owner_team.slug if case.owner_team is not None else None,
+        "owner_user": case.owner_user.get_username() if case.owner_user is not None else None,
         "snoozed_until": case.snoozed_until,
         "resolution_code": case.resolution_code or None,
         "version": case.version,

@@ -22,7 +22,7 @@ BULK_PARALLEL_CHAINS = 2
 def bulk_run(job_id: int) -> None:
     """Run one chunk of a bulk job, then hand the next chunk to a fresh task."""
     if services.bulk_job_run_chunk(job_id=job_id):
-        bulk_run.apply_async(args=[job_id], queue=BULK_QUEUE)
+        bulk_run.apply_async(args=(job_id,), queue=BULK_QUEUE)
 
 
 @shared_task(name="exceptions.resume_bulk_jobs", queue=BULK_QUEUE)
@@ -45,7 +45,7 @@ def bulk_job_enqueue(job_id: int) -> bool:
     """Start a job's chains. Never raises: a job left queued is re-sent by resume_bulk_jobs."""
     try:
         for _ in range(BULK_PARALLEL_CHAINS):
-            bulk_run.apply_async(args=[job_id], queue=BULK_QUEUE, retry=False)
+            bulk_run.apply_async(args=(job_id,), queue=BULK_QUEUE, retry=False)
     except Exception as exc:  # the broker is down: the job stays queued in the database
         logger.warning("bulk job %s not sent to the workers yet: %s", job_id, exc)
         return False

@@ -17,11 +17,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url, trigger_client_event
+from django_htmx.middleware import HtmxDetails
 
 from exceptions import actions, presenters, selectors, services, tasks
 from exceptions.actions import BulkForm
 from exceptions.filters import PAGE_SIZES, SORTS, filter_choices, view_query
-from exceptions.forms import CommentForm, PreviewForm, SavedViewForm
+from exceptions.forms import ActionForm, CommentForm, PreviewForm, SavedViewForm
 from exceptions.models import (
     OPEN_STATES,
     BulkJob,
@@ -32,11 +33,18 @@ from exceptions.models import (
 from exceptions.pagination import InvalidCursor
 from exceptions.selectors import DEFAULT_VIEWS, SORT_SPECS
 from exceptions.services import CaseActionRefused, CaseConflict
+from workflows.models import Event
 from workflows.services.engine import event_dry_run
 
 TRIAGE = "exceptions.triage_exceptioncase"
 VIEW_CASES = "exceptions.view_exceptioncase"
 JOB_SESSION_KEY = "queue_bulk_job"
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (the typing its documentation gives)."""
+
+    htmx: HtmxDetails
 
 
 # --- the queue --------------------------------------------------------------------------------
@@ -51,7 +59,7 @@ def _with(query: str, **changes: str) -> str:
     return params.urlencode()
 
 
-def _queue_params(request: HttpRequest) -> QueryDict:
+def _queue_params(request: HtmxHttpRequest) -> QueryDict:
     """The queue filters in force: this request's own, or those of the queue page it came from."""
     if request.method == "GET":
         return request.GET
@@ -61,14 +69,16 @@ def _queue_params(request: HttpRequest) -> QueryDict:
     return QueryDict(request.POST.get("query", ""))
 
 
-def _queue_context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
+def _queue_context(request: HtmxHttpRequest, params: QueryDict) -> dict[str, Any]:
     """The results part of the queue. A cursor that is not ours raises InvalidCursor."""
     if not params.getlist("state"):
         # No state chosen means the open ones; say so in the form and in every link.
         params = params.copy()
         params.setlist("state", list(OPEN_STATES))
     filterset = selectors.case_filter(params, user=request.user)
-    sort = params.get("sort") if params.get("sort") in SORT_SPECS else "sla"
+    sort = params.get("sort", "")
+    if sort not in SORT_SPECS:
+        sort = "sla"
     per_value = params.get("per", "50")
     per = int(per_value) if per_value in dict(PAGE_SIZES) else 50
     grouped = params.get("group") == "1"
@@ -113,7 +123,7 @@ def _queue_context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     }
 
 
-def _current_job(request: HttpRequest, params: QueryDict) -> BulkJob | None:
+def _current_job(request: HtmxHttpRequest, params: QueryDict) -> BulkJob | None:
     """The bulk job to show: the one in the URL, else this person's unfinished one."""
     job_id = params.get("job") or request.session.get(JOB_SESSION_KEY)
     if not job_id or not str(job_id).isdigit():
@@ -122,7 +132,7 @@ def _current_job(request: HttpRequest, params: QueryDict) -> BulkJob | None:
 
 
 def _render_results(
-    request: HttpRequest, params: QueryDict, *, status: int = 200, **extra: Any
+    request: HtmxHttpRequest, params: QueryDict, *, status: int = 200, **extra: Any
 ) -> HttpResponse:
     try:
         context = _queue_context(request, params)
@@ -134,7 +144,7 @@ def _render_results(
     return render(request, "exceptions/queue.html#rows", context, status=status)
 
 
-def _bad_position(request: HttpRequest, params: QueryDict) -> HttpResponse:
+def _bad_position(request: HtmxHttpRequest, params: QueryDict) -> HttpResponse:
     context = {
         "message": "This link points to a position in the queue that is not a valid page: "
         "it was changed or cut short.",
@@ -148,7 +158,7 @@ def _bad_position(request: HttpRequest, params: QueryDict) -> HttpResponse:
 @login_required
 @permission_required(VIEW_CASES, raise_exception=True)
 @vary_on_headers("HX-Request")
-def queue(request: HttpRequest) -> HttpResponse:
+def queue(request: HtmxHttpRequest) -> HttpResponse:
     try:
         context = _queue_context(request, request.GET)
     except InvalidCursor:
@@ -169,7 +179,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(VIEW_CASES, raise_exception=True)
-def group_members(request: HttpRequest, fingerprint: str) -> HttpResponse:
+def group_members(request: HtmxHttpRequest, fingerprint: str) -> HttpResponse:
     queryset = selectors.cases_matching(request.GET, user=request.user)
     members = selectors.group_members(fingerprint=fingerprint, queryset=queryset)
     context = {
@@ -187,11 +197,11 @@ def group_members(request: HttpRequest, fingerprint: str) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(TRIAGE, raise_exception=True)
-def bulk(request: HttpRequest) -> HttpResponse:
+def bulk(request: HtmxHttpRequest) -> HttpResponse:
     form = BulkForm(request.POST, auto_id="bulk-id_%s", user=request.user)
     params = QueryDict(request.POST.get("query", ""))
     if not form.is_valid():
-        problems = [e for errors in form.errors.values() for e in errors]
+        problems = [str(e) for errors in form.errors.values() for e in errors]
         message = "Bulk action not started: " + " ".join(problems)
         return _bulk_answer(request, params, error=message, status=422)
     data = form.cleaned_data
@@ -237,7 +247,7 @@ def _job_summary(job: BulkJob) -> str:
 
 
 def _bulk_answer(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     params: QueryDict,
     *,
     info: str = "",
@@ -258,7 +268,7 @@ def _bulk_answer(
 @require_GET
 @login_required
 @permission_required(VIEW_CASES, raise_exception=True)
-def bulk_progress(request: HttpRequest, pk: int) -> HttpResponse:
+def bulk_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     job = selectors.bulk_job_for(pk=pk, user=request.user)
     if job is None:
         raise Http404("No such bulk job of yours.")
@@ -275,7 +285,7 @@ def bulk_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(VIEW_CASES, raise_exception=True)
-def saved_view_save(request: HttpRequest) -> HttpResponse:
+def saved_view_save(request: HtmxHttpRequest) -> HttpResponse:
     form = SavedViewForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give the view a name.")
@@ -289,7 +299,7 @@ def saved_view_save(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(VIEW_CASES, raise_exception=True)
-def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def saved_view_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     view = get_object_or_404(SavedView, pk=pk, owner=request.user)
     services.saved_view_delete(view=view, actor=request.user)
     messages.success(request, f"Deleted the view “{view.name}”.")
@@ -300,7 +310,7 @@ def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _case_context(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     case: ExceptionCase,
     *,
     bound: tuple[str, Any] | None = None,
@@ -331,7 +341,7 @@ def _case_context(
 @login_required
 @permission_required(VIEW_CASES, raise_exception=True)
 @vary_on_headers("HX-Request")
-def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def case_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
     context = _case_context(request, case)
     template = "exceptions/case.html#case" if request.htmx else "exceptions/case.html"
@@ -345,12 +355,12 @@ def _get_case(pk: int) -> ExceptionCase:
         raise Http404("No such case.") from exc
 
 
-def _from_queue(request: HttpRequest) -> bool:
+def _from_queue(request: HtmxHttpRequest) -> bool:
     current = request.htmx.current_url if request.htmx else None
     return bool(current) and urlsplit(current).path == reverse("queue")
 
 
-def _safe_next(request: HttpRequest, fallback: str) -> str:
+def _safe_next(request: HtmxHttpRequest, fallback: str) -> str:
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
@@ -360,7 +370,7 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 @require_POST
 @login_required
 @permission_required(TRIAGE, raise_exception=True)
-def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def case_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     """Every action on one case: the form says what, the service does it or says why not."""
     chosen = actions.ACTIONS.get(action)
     if chosen is None:
@@ -369,16 +379,17 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise PermissionDenied("Your role cannot take this action.")
     case = _get_case(pk)
     form = chosen.form(request.POST, auto_id=chosen.auto_id)
+    shown: ActionForm | None = form  # none once the action is done or the case moved on
     status, flash, kind = 200, "", ""
     if not form.is_valid():
         status, kind = 422, "error"
-        flash = "Not done: " + " ".join(e for errors in form.errors.values() for e in errors)
+        flash = "Not done: " + " ".join(str(e) for errors in form.errors.values() for e in errors)
     else:
         try:
             flash = actions.perform(chosen, case=case, actor=request.user, form=form)
-            form = None
+            shown = None
         except CaseConflict as conflict:
-            status, kind, flash, form = 409, "conflict", str(conflict), None
+            status, kind, flash, shown = 409, "conflict", str(conflict), None
         except CaseActionRefused as refused:
             status, kind, flash = 422, "error", f"Not done: {refused}"
     fresh = _get_case(pk)
@@ -390,13 +401,13 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         context = _case_context(
             request,
             fresh,
-            bound=(action, form) if form is not None else None,
+            bound=(action, shown) if shown is not None else None,
             flash=flash,
             flash_kind=kind,
         )
         return render(request, "exceptions/case.html#case", context, status=status)
-    if status == 422 and form is not None:
-        context = _case_context(request, fresh, bound=(action, form), flash=flash, flash_kind=kind)
+    if status == 422 and shown is not None:
+        context = _case_context(request, fresh, bound=(action, shown), flash=flash, flash_kind=kind)
         return render(request, "exceptions/case.html", context, status=status)
     if kind:
         messages.error(request, flash)
@@ -408,7 +419,7 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(TRIAGE, raise_exception=True)
-def case_comment(request: HttpRequest, pk: int) -> HttpResponse:
+def case_comment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     case = _get_case(pk)
     form = CommentForm(request.POST, auto_id="comment-id_%s")
     status, flash, kind = 200, "Comment added.", ""
@@ -429,7 +440,7 @@ def case_comment(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(TRIAGE, raise_exception=True)
-def case_preview(request: HttpRequest, pk: int) -> HttpResponse:
+def case_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """What the current version would decide for an edited payload. Reads only."""
     case = _get_case(pk)
     form = PreviewForm(request.POST)
@@ -438,7 +449,9 @@ def case_preview(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         context["preview"] = event_dry_run(event=case.event, payload=form.cleaned_data["payload"])
     else:
-        context["preview_error"] = " ".join(form.errors.get("payload", ["Not valid."]))
+        context["preview_error"] = " ".join(
+            str(e) for e in form.errors.get("payload", ["Not valid."])
+        )
         status = 422
     if not request.htmx:
         raise PermissionDenied("The preview is a part of the case page.")
@@ -451,10 +464,10 @@ def case_preview(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required("workflows.view_event", raise_exception=True)
-def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def event_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         event = selectors.event_for_page(pk)
-    except selectors.Event.DoesNotExist as exc:
+    except Event.DoesNotExist as exc:
         raise Http404("No such event.") from exc
     story = presenters.event_story(selectors.event_records(event=event))
     context = {

@@ -150,7 +150,8 @@ class JsonObjectParser(Parser):
 
 
 def token_of(request: HttpRequest) -> ApiToken:
-    return request.auth  # type: ignore[attr-defined,no-any-return]
+    # Ninja sets request.auth to what TokenAuth returned; HttpRequest does not declare it.
+    return request.auth  # type: ignore[attr-defined]
 
 
 def workflow_for(token: ApiToken, slug: str) -> Workflow:
@@ -164,7 +165,7 @@ def workflow_for(token: ApiToken, slug: str) -> Workflow:
         workflow = Workflow.objects.filter(slug=slug).annotate(in_scope=Exists(scoped)).first()
     if workflow is None or workflow.current_version_id is None:
         raise ApiError(404, "unknown_workflow", f"There is no workflow {slug[:64]!r}.")
-    if not (token.all_workflows or workflow.in_scope):  # type: ignore[attr-defined]
+    if not (token.all_workflows or workflow.in_scope):
         raise ApiError(
             403, "forbidden", f"This token is not scoped to the workflow {workflow.slug!r}."
         )
@@ -283,7 +284,7 @@ def event_post(
         raise ApiError(404, "unknown_workflow", f"There is no workflow {slug[:64]!r}.") from None
     except IdempotencyConflict as exc:
         raise _conflict(exc, batch=False) from None
-    result = {"id": event.pk, "status": event.state, "duplicate": duplicate}
+    result = EventAccepted(id=event.pk, status=event.state, duplicate=duplicate)
     return Status(200 if duplicate else 202, result)
 
 
@@ -380,8 +381,8 @@ def event_batch_post(request: HttpRequest, slug: str, batch: BatchIn) -> Status[
         raise ApiError(404, "unknown_workflow", f"There is no workflow {slug[:64]!r}.") from None
     except IdempotencyConflict as exc:
         raise _conflict(exc, batch=True) from None
-    results = [{"id": event.pk, "duplicate": duplicate} for event, duplicate in stored]
-    return Status(202, {"results": results})
+    results = [BatchResult(id=event.pk, duplicate=duplicate) for event, duplicate in stored]
+    return Status(202, BatchOut(results=results))
 
 
 # --- outcome callbacks --------------------------------------------------------------------
@@ -428,10 +429,10 @@ def outcome_post(request: HttpRequest, event_id: int, report: OutcomeIn) -> Stat
     event.refresh_from_db(fields=["state"])
     return Status(
         200,
-        {
-            "id": outcome.pk,
-            "event_id": event.pk,
-            "status": outcome.status,
-            "event_state": event.state,
-        },
+        OutcomeOut(
+            id=outcome.pk,
+            event_id=event.pk,
+            status=outcome.status,
+            event_state=event.state,
+        ),
     )

@@ -77,6 +77,7 @@ def wake_workers() -> bool:
             return False
         _ensure_publisher()
         # The app is taken here, in the caller's thread: Celery's current app is per thread.
-        _pending_app = current_app._get_current_object()
+        # current_app is a proxy at run time; celery-types declares it as the app itself.
+        _pending_app = current_app._get_current_object()  # type: ignore[attr-defined]
         _wanted.notify()
     return True

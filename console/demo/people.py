@@ -49,7 +49,7 @@ def demo_people_ensure() -> list[tuple[DemoPerson, str]]:
         if user is None or password is None:
             password = secrets.token_urlsafe(9)
             created = user is None
-            if created:
+            if user is None:
                 user = user_model(username=person.username)
             user.first_name = person.first_name
             user.last_name = person.last_name

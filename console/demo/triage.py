@@ -8,6 +8,8 @@ events in the failed and cancelled states those actions lead to.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth import get_user_model
 
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 def _open(reason: str, workflow: str, limit: int) -> list[ExceptionCase]:
     return list(
         ExceptionCase.objects.filter(
-            reason_id=reason, workflow__slug=workflow, state=CaseState.OPEN
+            reason__code=reason, workflow__slug=workflow, state=CaseState.OPEN
         ).order_by("id")[:limit]
     )
 
@@ -44,7 +46,7 @@ def demo_triage() -> int:
         return 0
     leads = _open("validation_failed", "lead-routing", 5)
     reviews = _open("review_required", "refund-approval", 4)
-    plan = [
+    plan: list[tuple[Callable[..., object], ExceptionCase, Any, dict[str, Any]]] = [
         *[(case_acknowledge, case, olivia, {"note": "Looking at the form export."})
           for case in leads[:3]],
         *[(case_dismiss, case, olivia, {"reason": DismissReason.TEST_DATA,

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 
 import pytest
 from django.test import Client
 
 from audit.actors import Actor
-from tests.api.support import Api, definition, new_secret
+from tests.factories import TeamFactory, open_definition, version_create
+from tests.support.api import Api
 from workflows import dispatch, ratelimit
-from workflows.models import ApiToken, Team, Workflow, WorkflowVersion
+from workflows.models import ApiToken, Team, Workflow
 from workflows.services.tokens import api_token_create
 
 TEST_ACTOR = Actor(kind="system", label="tests")
@@ -25,25 +24,14 @@ def _fresh_backoffs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def team(db: None) -> Team:
-    return Team.objects.create(slug="revenue-ops", name="Revenue ops")
+    return TeamFactory(slug="revenue-ops", name="Revenue ops")
 
 
 @pytest.fixture
 def make_workflow(team: Team) -> Callable[..., Workflow]:
     def make(slug: str = "lead-routing", *, inbound_secret: str = "") -> Workflow:
-        workflow = Workflow.objects.create(
-            slug=slug, name=slug, signing_secret=new_secret(), inbound_secret=inbound_secret
-        )
-        content = definition(slug, team.slug)
-        version = WorkflowVersion.objects.create(
-            workflow=workflow,
-            number=1,
-            definition=content,
-            content_hash=hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
-        )
-        workflow.current_version = version
-        workflow.save(update_fields=["current_version"])
-        return workflow
+        definition = open_definition(slug, team.slug)
+        return version_create(definition, inbound_secret=inbound_secret).workflow
 
     return make
 

@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from audit.actors import Actor
-from tests.api.support import Api, error_code
+from tests.support.api import Api, error_code
 from workflows.models import ApiToken, Event, Workflow
 from workflows.services.tokens import api_token_revoke
 

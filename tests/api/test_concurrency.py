@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 
-from tests.api.support import Api
+from tests.support.api import Api
+from tests.support.waits import in_thread
 from workflows.models import Event, Workflow
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def in_thread(target: Callable[[], None]) -> Callable[[], None]:
-    """Each thread has its own database connection; close it so teardown can drop the database."""
-
-    def run() -> None:
-        try:
-            target()
-        finally:
-            connection.close()
-
-    return run
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from exceptions.models import ExceptionCase
 from exceptions.services import case_open_or_join
-from tests.api.support import Api, error_code
-from tests.factories import UserFactory
+from tests.factories import UserFactory, decision_add
+from tests.support.api import Api, error_code
 from workflows.models import (
     Attempt,
     Decision,
@@ -43,13 +43,17 @@ def test_an_event_is_shown_with_all_its_records(
 ) -> None:
     event = make_event(EventState.NEEDS_ATTENTION, owner_team=team, context={"segment": "smb"})
     now = timezone.now()
-    Decision.objects.create(
-        event=event,
+    decision_add(
+        event,
         step="route",
         rule="default",
-        version_number=1,
         inputs={"payload.email": "ada@example.com"},
-        result={"owner": "revenue-ops"},
+        result={
+            "route": "default",
+            "matched_owner": "revenue-ops",
+            "owner": "revenue-ops",
+            "fallback": 0,
+        },
         explanation="Routed to revenue-ops by the default route.",
     )
     Attempt.objects.create(

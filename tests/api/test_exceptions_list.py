@@ -11,19 +11,17 @@ import pytest
 from django.utils import timezone
 
 from exceptions.models import ExceptionCase
-from tests.api.support import Api, error_code
-from tests.cursors import MALFORMED
+from tests import factories
 from tests.factories import UserFactory
-from workflows.models import Event, Team, Workflow
+from tests.support.api import Api, error_code
+from tests.support.cursors import MALFORMED
+from workflows.models import Team, Workflow
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def open_case(
-    api: Api, workflow: Workflow, team: Team, make_token: Callable[..., Any]
-) -> Callable[..., ExceptionCase]:
-    sender = api.as_token(make_token(all_workflows=True, name="sender")[1])
+def open_case(workflow: Workflow, team: Team) -> Callable[..., ExceptionCase]:
     opened = iter(range(1000))
     base = timezone.now() - timedelta(days=1)
 
@@ -35,18 +33,14 @@ def open_case(
         owner: Any = None,
         at: Any = None,
     ) -> ExceptionCase:
-        response = sender.post(f"/workflows/{slug}/events", {"n": next(opened)})
-        event = Event.objects.get(pk=response.json()["id"])
-        return ExceptionCase.objects.create(
-            event=event,
-            workflow=event.workflow,
-            reason_id=reason,
-            step="validate",
+        return factories.case(
+            flow=Workflow.objects.get(slug=slug),
+            reason=reason,
             detail="missing email",
-            fingerprint="f",
+            key="email",
+            payload={"n": next(opened)},
+            owner=owner,
             state=state,
-            owner_team=owner if isinstance(owner, Team) else None,
-            owner_user=None if isinstance(owner, Team) or owner is None else owner,
             opened_at=at or base + timedelta(minutes=next(opened)),
         )
 

@@ -12,7 +12,8 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncClient, override_settings
 from django.test.client import FakePayload
 
-from tests.api.support import Api, error_code
+from tests.factories import WorkflowFactory
+from tests.support.api import Api, error_code
 from workflows.models import Event, Workflow
 from workflows.services import ingest
 
@@ -285,7 +286,7 @@ def test_an_unknown_workflow_is_404_unknown_workflow(api: Api, workflow: Workflo
 def test_a_workflow_without_a_current_version_is_404_unknown_workflow(
     make_token: Callable[..., Any], client: Any
 ) -> None:
-    draft = Workflow.objects.create(slug="draft", name="Draft", signing_secret="whsec_x")
+    draft = WorkflowFactory(slug="draft")
     api = Api(client, make_token(draft)[1])
 
     response = api.post("/workflows/draft/events", LEAD)

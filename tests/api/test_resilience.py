@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
-from tests.api.support import Api, error_code
+from tests.support.api import Api, error_code
 from workflows import dispatch
 from workflows.models import Event, EventState, Workflow
 from workflows.tasks import sweep

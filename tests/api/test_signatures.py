@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from tests.api.support import Api, error_code, new_secret
+from tests.support.api import Api, error_code
 from workflows.models import Event, Workflow
+from workflows.services.definitions import new_signing_secret
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ BODY = json.dumps({"ticket": 7})
 
 @pytest.fixture
 def secret() -> str:
-    return new_secret()
+    return new_signing_secret()
 
 
 @pytest.fixture
@@ -79,7 +80,9 @@ def test_an_unsigned_request_is_401_saying_the_signature_is_missing(signed_api: 
 
 
 def test_a_request_signed_with_another_secret_is_401_invalid(signed_api: Api) -> None:
-    response = signed_api.post(PATH, raw=BODY, headers=signature_headers(new_secret(), BODY))
+    response = signed_api.post(
+        PATH, raw=BODY, headers=signature_headers(new_signing_secret(), BODY)
+    )
 
     assert response.status_code == 401
     assert error_code(response) == "unauthenticated"

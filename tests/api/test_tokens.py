@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from audit.actors import Actor
 from audit.models import AuditEntry
-from tests.api.support import Api
+from tests.support.api import Api
 from workflows.models import ApiToken, Workflow
 from workflows.services.tokens import api_token_create, api_token_revoke
 

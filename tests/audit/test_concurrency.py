@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 from django.db import connection, transaction
@@ -13,20 +12,9 @@ from django.db import connection, transaction
 from audit.models import AuditEntry
 from audit.services import SEAL_LOCK_KEY, audit_record, audit_seal, audit_seal_pending
 from audit.verification import verify_chain
+from tests.support.waits import in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def in_thread(target: Callable[[], None]) -> Callable[[], None]:
-    """Each thread has its own database connection; close it so teardown can drop the database."""
-
-    def run() -> None:
-        try:
-            target()
-        finally:
-            connection.close()
-
-    return run
 
 
 def test_eight_concurrent_writers_and_a_running_sealer_make_one_unbroken_chain() -> None:

@@ -17,6 +17,7 @@ It uses its own database, handoff_bench, dropped and created afresh.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -333,7 +334,8 @@ def bench_processing() -> None:
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    if isinstance(sys.stdout, io.TextIOWrapper):  # always, run from a shell; it narrows the type
+        sys.stdout.reconfigure(line_buffering=True)
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     fresh_database()

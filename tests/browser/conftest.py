@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -34,12 +38,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def browser(django_db_setup: None) -> Iterator[object]:
+def browser(django_db_setup: None) -> Iterator[Browser]:
     from django.db import connections
     from playwright.sync_api import sync_playwright
 
     # Starting Playwright gives this thread a new context, and Django keeps its connections
     # per context: carry the serialized test data over so serialized_rollback still works.
+    # Django's test setup keeps it in a private attribute the stubs do not declare.
     serialized = {
         alias: connections[alias]._test_serialized_contents  # type: ignore[attr-defined]
         for alias in connections
@@ -59,8 +64,8 @@ def browser(django_db_setup: None) -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page

@@ -18,10 +18,10 @@ from playwright.sync_api import Page, expect
 
 from exceptions.models import BulkJob, CaseState, ExceptionCase
 from exceptions.selectors import DEFAULT_VIEWS
-from tests.exceptions import factories
+from tests import factories
 from tests.factories import UserFactory
-from tests.workers import CeleryWorker, purge_queue
-from workflows.models import Attempt, Decision, Event, Outcome
+from tests.support.workers import CeleryWorker, purge_queue
+from workflows.models import Attempt, Event, Outcome
 
 pytestmark = [
     pytest.mark.browser,
@@ -98,10 +98,18 @@ def test_open_a_case_and_see_payload_decisions_attempts_and_outcome(
         payload={"email": "dana@example.com", "company": {"name": "Example", "size": "820"}},
     )
     event = case.event
-    Decision.objects.create(
-        event=event, step="route", rule="default", version_number=1,
+    factories.decision_add(
+        event,
+        step="route",
+        rule="default",
+        result={
+            "route": "default",
+            "matched_owner": "revenue-ops",
+            "owner": "revenue-ops",
+            "fallback": 0,
+        },
         explanation="Route default matched first: owned by revenue-ops.",
-    )  # fmt: skip
+    )
     now = timezone.now()
     Attempt.objects.create(
         event=event, number=1, trigger="auto", started_at=now, finished_at=now,

@@ -105,7 +105,7 @@ def test_overview_shows_audit_activity_to_roles_that_may_read_it(
 def test_overview_counts_the_queue_views_and_recent_events(
     client, operator, django_assert_max_num_queries
 ) -> None:
-    from tests.exceptions import factories
+    from tests import factories
 
     flow = factories.workflow()
     mine = factories.case(flow=flow)

@@ -16,7 +16,7 @@ from exceptions import actions, services
 from exceptions.actions import ACTIONS, CaseAction
 from exceptions.forms import ActionForm
 from exceptions.models import BulkJob, CaseState, ExceptionCase
-from tests.exceptions import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from audit.models import AuditEntry
 from exceptions import services, tasks
 from exceptions.models import BulkJob, BulkJobItem, CaseState, Comment, ExceptionCase
-from tests.exceptions import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def test_the_task_hands_the_next_chunk_to_a_new_task(operator, monkeypatch) -> N
     monkeypatch.setattr(tasks.bulk_run, "apply_async", lambda **kw: sent.append(kw))
     monkeypatch.setattr(services, "BULK_CHUNK_SIZE", 2)
     tasks.bulk_run(job.pk)
-    assert sent == [{"args": [job.pk], "queue": "default"}]
+    assert sent == [{"args": (job.pk,), "queue": "default"}]
     tasks.bulk_run(job.pk)
     assert len(sent) == 1  # the last chunk finished the job: nothing more to send
     job.refresh_from_db()
@@ -124,7 +124,7 @@ def test_a_job_whose_chain_was_lost_is_sent_again_and_finishes(
     assert tasks.resume_bulk_jobs() == [], "a job that moved 30 s ago is still running"
     time_machine.shift(60)
     assert tasks.resume_bulk_jobs() == [job.pk]
-    assert sent == [[job.pk], [job.pk]]  # both of its chains, as when it started
+    assert sent == [(job.pk,), (job.pk,)]  # both of its chains, as when it started
 
     while services.bulk_job_run_chunk(job_id=job.pk):
         pass

@@ -10,7 +10,8 @@ from django.db import transaction
 
 from exceptions import services
 from exceptions.models import CaseState, ExceptionCase, ReasonCode
-from workflows.models import Event, Team, Workflow, WorkflowVersion
+from tests import factories
+from workflows.models import Event, Team
 from workflows.signals import attention_needed
 
 pytestmark = pytest.mark.django_db
@@ -19,27 +20,10 @@ NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def make_event(*, sla: dict | None = None, slug: str = "refund-approval") -> Event:
-    team, _ = Team.objects.get_or_create(slug="finance-ops", defaults={"name": "Finance ops"})
-    workflow = Workflow.objects.create(slug=slug, name=slug, signing_secret="whsec_x")
-    definition = {
-        "slug": slug,
-        "name": slug,
-        "owner": "finance-ops",
-        "fallback_owners": [],
-        "required_fields": [],
-        "enrich": [],
-        "routes": [{"name": "default", "when": "true", "owner": "finance-ops"}],
-        "review": [],
-        "action": {"type": "none"},
-        "retry": {"schedule": [5]},
-        "outcome": {"confirm_within": None},
-        "sla": sla or {"acknowledge_within": None, "resolve_within": None},
-    }
-    version = WorkflowVersion.objects.create(
-        workflow=workflow, number=1, definition=definition, content_hash=slug
-    )
-    return Event.objects.create(
-        workflow=workflow, version=version, payload={}, payload_hash="h", source="test"
+    factories.team("finance-ops")
+    changes = {"sla": sla} if sla else {}
+    return factories.event_create(
+        factories.version_create(factories.open_definition(slug, "finance-ops", **changes)), {}
     )
 
 
@@ -101,12 +85,8 @@ def test_a_second_signal_for_the_same_reason_joins_the_open_case() -> None:
 
 def test_the_same_problem_on_two_events_shares_a_fingerprint() -> None:
     first = make_event()
-    second = Event.objects.create(
-        workflow=first.workflow, version=first.version, payload={}, payload_hash="h", source="t"
-    )
-    third = Event.objects.create(
-        workflow=first.workflow, version=first.version, payload={}, payload_hash="h", source="t"
-    )
+    second = factories.event_create(first.version, {})
+    third = factories.event_create(first.version, {})
     signal(first, key="amount")
     signal(second, key="amount")
     signal(third, key="currency")

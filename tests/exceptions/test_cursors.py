@@ -6,8 +6,8 @@ import pytest
 
 from exceptions import pagination, selectors
 from exceptions.models import ExceptionCase
-from tests.cursors import GROUP_MALFORMED, MALFORMED
-from tests.exceptions import factories
+from tests import factories
+from tests.support.cursors import GROUP_MALFORMED, MALFORMED
 
 pytestmark = pytest.mark.django_db
 

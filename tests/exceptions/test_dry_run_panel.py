@@ -6,8 +6,7 @@ import html
 
 import pytest
 
-from tests.exceptions import factories
-from workflows.models import Membership
+from tests import factories
 from workflows.services.engine import event_dry_run
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +21,7 @@ def signed_in(client, operator):
 
 
 def test_the_case_page_shows_each_decision_the_dry_run_would_record(signed_in, operator) -> None:
-    Membership.objects.create(user=operator, team=factories.team("revenue-ops"))
+    factories.MembershipFactory(user=operator, team=factories.team("revenue-ops"))
     case = factories.case(payload={"email": "dana@example.com", "company": {"size": 20}})
 
     body = html.unescape(signed_in.get(f"/exceptions/{case.pk}/").content.decode())

@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from exceptions.models import OPEN_STATES, ExceptionCase
 from exceptions.services import case_fingerprint
-from tests.exceptions import factories
+from tests import factories
 from workflows.models import Attempt, Decision, Event
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.test import Client
 from exceptions import services
 from exceptions.models import CaseState, ExceptionCase
 from exceptions.services import CaseConflict
-from tests.exceptions import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -11,7 +11,7 @@ from audit.models import AuditEntry
 from exceptions import services
 from exceptions.models import CaseState, Comment, ExceptionCase
 from exceptions.services import CaseActionRefused, CaseConflict
-from tests.exceptions import factories
+from tests import factories
 from workflows.models import Event
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,9 @@ from django.core.management.base import CommandError
 
 from audit.canonical import canonical_hash
 from audit.models import AuditEntry
+from tests.factories import TeamFactory, event_create
 from workflows.definitions import DefinitionError, Owners, parse_definition
-from workflows.models import Event, Team, Workflow, WorkflowVersion
+from workflows.models import Workflow, WorkflowVersion
 from workflows.rules import compiled_version
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +50,7 @@ OWNERS = Owners(teams=set(TEAMS), users={"ada"})
 @pytest.fixture
 def teams() -> None:
     for slug in TEAMS:
-        Team.objects.create(slug=slug, name=slug.replace("-", " ").title())
+        TeamFactory(slug=slug)
 
 
 @pytest.fixture
@@ -149,9 +150,7 @@ def test_a_changed_rule_creates_version_two_and_events_keep_theirs(teams, lead_f
     call_command("load_workflows", str(lead_file))
     workflow = Workflow.objects.get(slug="lead-routing")
     v1 = workflow.current_version
-    event = Event.objects.create(
-        workflow=workflow, version=v1, payload={"email": "a@b.c"}, payload_hash="x", source="test"
-    )
+    event = event_create(v1, {"email": "a@b.c"})
     lead_file.write_text(LEAD_ROUTING.replace("size >= 500", "size >= 1000"))
     call_command("load_workflows", str(lead_file))
     workflow.refresh_from_db()

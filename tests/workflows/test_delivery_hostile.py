@@ -13,8 +13,9 @@ from contextlib import contextmanager, suppress
 import pytest
 from django.test import override_settings
 
-from tests.workflows.conftest import Reply, Sink, process_due, reload
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.support.engine import process_due, reload
+from tests.support.sinks import Reply, Sink
 from workflows.delivery import Verdict, WebhookRequest, webhook_send, webhooks_send
 from workflows.destinations import redacted_url
 from workflows.models import EventState

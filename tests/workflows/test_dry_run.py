@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEntry
 from exceptions.models import ExceptionCase
-from tests.workflows.conftest import Sink, process_due, reload
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.support.engine import process_due, reload
+from tests.support.sinks import Sink
 from workflows.models import Decision, Event, EventState, Step, Team, WorkflowVersion
 from workflows.owners import owner_ref
 from workflows.services.engine import DryRun, event_dry_run, payload_dry_run

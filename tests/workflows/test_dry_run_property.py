@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from audit.actors import SYSTEM
 from console.demo.org import WORKFLOW_FILES, demo_org_ensure
 from exceptions.models import ExceptionCase
-from tests.workflows.conftest import Sink, process_due, reload
-from tests.workflows.factories import event_create
+from tests.factories import event_create
+from tests.support.engine import process_due, reload
+from tests.support.sinks import Sink
 from workflows.models import Decision, Event, EventState, Team, WorkflowVersion
 from workflows.owners import owner_ref
 from workflows.services.definitions import workflows_load

@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 
 from exceptions.models import ExceptionCase
-from tests.workers import CeleryWorker, purge_queue
-from tests.workflows.conftest import Reply, Sink, wait_until
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.support.sinks import Reply, Sink
+from tests.support.waits import wait_until
+from tests.support.workers import CeleryWorker, purge_queue
 from workflows.dispatch import EVENTS_QUEUE, wake_workers
 from workflows.models import Event, WorkflowVersion
 

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
-from tests.workflows.conftest import Reply, Sink, process_due, reload
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.support.engine import process_due, reload
+from tests.support.sinks import Reply, Sink
+from tests.support.waits import in_thread
 from workflows.models import Decision, Event, EventState, Step, WorkflowVersion
 from workflows.services.engine import (
     events_claim_due,
@@ -78,16 +80,6 @@ def test_processing_a_batch_twice_writes_once(lead_version: MakeVersion, sink: S
     assert process_due().claimed == 0
     assert reload(event).decisions.count() == 6
     assert len(sink.requests()) == 1
-
-
-def in_thread(target: Callable[[], None]) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            target()
-        finally:
-            connection.close()
-
-    return run
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

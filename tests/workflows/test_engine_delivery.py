@@ -11,8 +11,9 @@ import pytest
 from django.utils import timezone
 
 from exceptions.models import ExceptionCase
-from tests.workflows.conftest import Reply, Sink, process_due, reload, unused_url
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.support.engine import process_due, reload
+from tests.support.sinks import Reply, Sink, unused_url
 from workflows.models import (
     Attempt,
     AttemptStatus,

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from exceptions.models import ExceptionCase
-from tests.workflows.conftest import Reply, Sink, process_due, reload
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create, version_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create, version_create
+from tests.support.engine import process_due, reload
+from tests.support.sinks import Reply, Sink
 from workflows.delivery import REPLAY_OF_HEADER
 from workflows.models import Attempt, Decision, Event, EventState, WorkflowVersion
 from workflows.services.engine import (

@@ -9,9 +9,15 @@ import pytest
 from django.utils import timezone
 
 from exceptions.models import ExceptionCase
-from tests.factories import UserFactory
-from tests.workflows.conftest import Sink, process_due, reload
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, MembershipFactory, event_create
+from tests.factories import (
+    ENTERPRISE_EMEA_LEAD,
+    MembershipFactory,
+    TeamFactory,
+    UserFactory,
+    event_create,
+)
+from tests.support.engine import process_due, reload
+from tests.support.sinks import Sink
 from workflows.definitions import json_type, json_type_matches
 from workflows.models import Decision, EventState, Step, Team, WorkflowVersion
 
@@ -328,7 +334,7 @@ def test_deactivated_person_falls_back(
 def test_team_with_a_new_member_is_active_again(
     lead_version: MakeVersion, lead_teams: dict[str, Team]
 ) -> None:
-    team = Team.objects.create(slug="night-shift", name="Night shift")
+    team = TeamFactory(slug="night-shift")
     version = lead_version(routes=[{"name": "night", "when": "true", "owner": "night-shift"}])
     first = event_create(version, ENTERPRISE_EMEA_LEAD)
     process_due()

@@ -8,8 +8,9 @@ import pytest
 
 from audit.actors import actor_for_token
 from exceptions.models import ExceptionCase
-from tests.workflows.conftest import Reply, Sink, process_due, reload
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.support.engine import process_due, reload
+from tests.support.sinks import Reply, Sink
 from workflows.models import Decision, Event, EventState, OutcomeStatus, Step, WorkflowVersion
 from workflows.services.outcomes import outcome_report
 

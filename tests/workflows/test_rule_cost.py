@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from exceptions.models import ExceptionCase
-from tests.workflows.conftest import process_due, reload
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.support.engine import process_due, reload
 from workflows.models import Decision, EventState, Step, WorkflowVersion
 from workflows.rules import RuleCompileError, compile_rule, evaluate
 

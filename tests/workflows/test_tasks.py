@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.workflows.conftest import reload
-from tests.workflows.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
+from tests.support.engine import reload
 from workflows import tasks
 from workflows.models import EventState, WorkflowVersion
 from workflows.services.engine import events_claim_due

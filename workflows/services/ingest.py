@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -190,7 +190,8 @@ def _store(
     headers: Mapping[str, str],
     source: str,
 ) -> list[tuple[Event, bool]]:
-    if workflow.current_version_id is None:
+    version_id = workflow.current_version_id
+    if version_id is None:
         raise UnknownWorkflow(workflow.slug)
     hashes = [canonical_hash(item.payload) for item in items]
 
@@ -210,10 +211,11 @@ def _store(
     existing: dict[str, Event] = {}
     if first_with_key:
         existing = {
-            event.idempotency_key: event  # type: ignore[misc]
+            event.idempotency_key: event
             for event in Event.objects.filter(
                 workflow=workflow, idempotency_key__in=list(first_with_key)
             )
+            if event.idempotency_key is not None  # always, by the filter: it narrows the type
         }
     for key, event in existing.items():
         index = first_with_key[key]
@@ -229,7 +231,9 @@ def _store(
         if key is not None and key in existing:
             results[index] = (existing[key], True)
         elif key is None or first_with_key[key] == index:
-            new.append((index, _new_event(workflow, item, hashes[index], common, source, now)))
+            new.append(
+                (index, _new_event(workflow, version_id, item, hashes[index], common, source, now))
+            )
 
     if new:
         try:
@@ -242,20 +246,28 @@ def _store(
                 raise
             # A concurrent request stored one of these keys first: insert one at a time.
             for index, _ in new:
-                fresh = _new_event(workflow, items[index], hashes[index], common, source, now)
+                fresh = _new_event(
+                    workflow, version_id, items[index], hashes[index], common, source, now
+                )
                 results[index] = _insert_or_find(fresh, index)
         transaction.on_commit(wake_workers, robust=True)
 
-    # Repeats of a key inside the batch share the first item's event.
+    # Repeats of a key inside the batch share the first item's event, whose result is set by
+    # now: only a repeat of a key is still unset, and it comes after the item that speaks for it.
+    stored: list[tuple[Event, bool]] = []
     for index, item in enumerate(items):
-        if results[index] is None:
-            first = results[first_with_key[item.idempotency_key]]  # type: ignore[index]
-            results[index] = (first[0], True)  # type: ignore[index]
-    return results  # type: ignore[return-value]
+        result = results[index]
+        if result is None:
+            first = results[first_with_key[cast(str, item.idempotency_key)]]
+            assert first is not None
+            result = (first[0], True)
+        stored.append(result)
+    return stored
 
 
 def _new_event(
     workflow: Workflow,
+    version_id: int,
     item: IncomingEvent,
     digest: str,
     headers: dict[str, str],
@@ -267,7 +279,7 @@ def _new_event(
         kept[BODY_HASH_HEADER] = item.raw_body_hash
     return Event(
         workflow=workflow,
-        version_id=workflow.current_version_id,
+        version_id=version_id,
         payload=item.payload,
         payload_hash=digest,
         source=source,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -45,7 +45,7 @@ def api_token_create(
     name = name.strip()
     if not name:
         raise TokenError("A token needs a name.")
-    if len(name) > ApiToken._meta.get_field("name").max_length:
+    if len(name) > cast(int, ApiToken._meta.get_field("name").max_length):
         raise TokenError("A token name is at most 100 characters.")
     slugs = sorted(set(workflow_slugs))
     if all_workflows and slugs:

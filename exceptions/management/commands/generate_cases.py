@@ -317,7 +317,7 @@ class Command(BaseCommand):
                     "workflow": workflow.pk,
                     "slug": workflow.slug,
                     "team": owner_team.pk if owner_team else None,
-                    "fallback": (fallback or owner_team).pk if (fallback or owner_team) else None,
+                    "fallback": getattr(fallback or owner_team, "pk", None),
                     "operators": operators,
                     "route": route,
                     "gate": gate.rule.name if gate else "",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -249,7 +249,7 @@ def _update_events(events: list[Event], token: str) -> None:
     write; the rows are locked and ours, so plain per-row updates are both simpler and faster.
     """
     # Every name in EVENT_FIELDS is a concrete column (not a reverse relation).
-    fields = [cast(Field, Event._meta.get_field(name)) for name in EVENT_FIELDS]
+    fields = [cast("Field[Any, Any]", Event._meta.get_field(name)) for name in EVENT_FIELDS]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     sql = (

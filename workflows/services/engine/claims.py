@@ -7,7 +7,8 @@ disjoint sets and a message delivered twice finds nothing the second time.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 from uuid import uuid4
 
 from django.db import connection, transaction
@@ -38,7 +39,7 @@ RETURNING id
 def events_claim_due(*, limit: int, worker: str) -> list[Event]:
     """Take up to `limit` due events for this worker; each carries the batch's claim token."""
     token = f"{worker}:{uuid4().hex[:8]}"
-    params = {
+    params: dict[str, str | int | datetime] = {
         "processing": EventState.PROCESSING,
         "received": EventState.RECEIVED,
         "retry_scheduled": EventState.RETRY_SCHEDULED,

@@ -1,35 +1,11 @@
-"""Helpers shared by the API tests."""
+"""The API's test client and its error shape."""
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 from typing import Any
 
 from django.test import Client
-
-
-def definition(slug: str, owner: str) -> dict[str, Any]:
-    """A minimal normalized definition: every event routes to the owner, no action."""
-    return {
-        "slug": slug,
-        "name": slug.replace("-", " ").capitalize(),
-        "owner": owner,
-        "fallback_owners": [],
-        "required_fields": [],
-        "enrich": [],
-        "routes": [{"name": "default", "when": "true", "owner": owner}],
-        "review": [],
-        "action": {"type": "none"},
-        "retry": {"schedule": [5, 300]},
-        "outcome": {"confirm_within": None},
-        "sla": {"acknowledge_within": None, "resolve_within": None},
-    }
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 class Api:

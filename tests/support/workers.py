@@ -16,7 +16,7 @@ from django.db import connection
 
 from console.celery import app as celery_app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def subprocess_database_url() -> str:
