@@ -93,12 +93,13 @@ def read_definition(text: str | bytes) -> tuple[Any, Lines]:
     if size > limit:
         raise FileRefused(1, f"the file is more than the {limit} bytes a definition may be")
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = text[: exc.start].count(b"\n") + 1
+            line = raw[: exc.start].count(b"\n") + 1
             raise FileRefused(
-                line, f"not UTF-8: byte 0x{text[exc.start]:02x} cannot be read; save it as UTF-8"
+                line, f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be read; save it as UTF-8"
             ) from None
     loader = None
     try:

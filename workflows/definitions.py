@@ -307,8 +307,8 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
             )
             entries = []
         for i, entry in enumerate(entries):
-            path = ("retry", "schedule", i)
-            seconds = checker.duration(entry, path, f"retry.schedule[{i}]", RETRY_WAIT)
+            where = ("retry", "schedule", i)
+            seconds = checker.duration(entry, where, f"retry.schedule[{i}]", RETRY_WAIT)
             if seconds is not None:
                 schedule.append(seconds)
     out["retry"] = {"schedule": schedule}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +97,7 @@ class LoadResult:
 
 
 @transaction.atomic
-def workflows_load(*, sources: list[tuple[str, str | bytes]], actor: Any) -> list[LoadResult]:
+def workflows_load(*, sources: Sequence[tuple[str, str | bytes]], actor: Any) -> list[LoadResult]:
     """Load (filename, YAML text or bytes) definitions all or nothing.
 
     Each is parsed, bounded and compiled as the engine will compile it; any problem in any file

@@ -94,7 +94,8 @@ def events_process_claimed(
 def delivery_budget_seconds() -> float:
     """How long a batch may spend delivering: inside the task's soft time limit, with room left
     to write the batch, so a batch of slow destinations is never killed and sent again."""
-    soft_limit = float(settings.CELERY.get("task_soft_time_limit") or 270)
+    celery: dict[str, Any] = settings.CELERY
+    soft_limit = float(celery.get("task_soft_time_limit") or 270)
     return max(1.0, soft_limit - min(WRITE_MARGIN_SECONDS, soft_limit / 4))
 
 

@@ -81,7 +81,7 @@ def events_release_stale(*, older_than: timedelta) -> int:
     released = 0
     for pk, claimed_by, claimed_at, step in stale:
         gone = f"Worker {claimed_by} stopped before finishing step {step}"
-        after = duration(now - claimed_at)
+        after = duration(now - cast(datetime, claimed_at))  # claimed_at__lt: never None here
         failure = Failure(pk, "WorkerLost", f"{gone}; its claim went stale after {after}")
         held = Q(state=EventState.PROCESSING, claimed_by=claimed_by, claimed_at=claimed_at)
         try:

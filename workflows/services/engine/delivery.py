@@ -179,7 +179,7 @@ RETURNING number, superseded
 def _record_attempt(run: Run, result: WebhookResult, status: AttemptStatus, token: str) -> int:
     """Write the attempt now, in its own statement; returns its number."""
     event = run.event
-    params = {
+    params: dict[str, Any] = {
         "event": event.pk,
         "trigger": event.pending_trigger,
         "actor": event.pending_actor_id,
