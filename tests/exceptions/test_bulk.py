@@ -52,7 +52,7 @@ def test_the_task_hands_the_next_chunk_to_a_new_task(operator, monkeypatch) -> N
     )  # fmt: skip
     sent = []
     monkeypatch.setattr(tasks.bulk_run, "apply_async", lambda **kw: sent.append(kw))
-    monkeypatch.setattr(services, "BULK_CHUNK_SIZE", 2)
+    monkeypatch.setattr(services.bulk, "BULK_CHUNK_SIZE", 2)
     tasks.bulk_run(job.pk)
     assert sent == [{"args": (job.pk,), "queue": "default"}]
     tasks.bulk_run(job.pk)
@@ -115,7 +115,7 @@ def test_a_job_whose_chain_was_lost_is_sent_again_and_finishes(
         actor=operator, action="acknowledge", params={}, note="", cases=ExceptionCase.objects.all(),
         scope="test",
     )  # fmt: skip
-    monkeypatch.setattr(services, "BULK_CHUNK_SIZE", 2)
+    monkeypatch.setattr(services.bulk, "BULK_CHUNK_SIZE", 2)
     services.bulk_job_run_chunk(job_id=job.pk)  # one chunk ran, then the chain's message was lost
     sent = []
     monkeypatch.setattr(tasks.bulk_run, "apply_async", lambda **kw: sent.append(kw["args"]))

@@ -1,28 +1,25 @@
-"""The exception queue, the case page and the event page (DESIGN.md section 8)."""
+"""The exception queue: filters, pages, groups, bulk jobs and saved views."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url, trigger_client_event
-from django_htmx.middleware import HtmxDetails
 
 from exceptions import actions, presenters, selectors, services, tasks
 from exceptions.actions import BulkForm
 from exceptions.filters import PAGE_SIZES, SORTS, filter_choices, view_query
-from exceptions.forms import ActionForm, CommentForm, PreviewForm, SavedViewForm
+from exceptions.forms import SavedViewForm
 from exceptions.models import (
     OPEN_STATES,
     BulkJob,
@@ -32,22 +29,9 @@ from exceptions.models import (
 )
 from exceptions.pagination import InvalidCursor
 from exceptions.selectors import DEFAULT_VIEWS, SORT_SPECS
-from exceptions.services import CaseActionRefused, CaseConflict
-from workflows.models import Event
-from workflows.services.engine import event_dry_run
+from exceptions.views.base import TRIAGE, VIEW_CASES, HtmxHttpRequest
 
-TRIAGE = "exceptions.triage_exceptioncase"
-VIEW_CASES = "exceptions.view_exceptioncase"
 JOB_SESSION_KEY = "queue_bulk_job"
-
-
-class HtmxHttpRequest(HttpRequest):
-    """A request as django-htmx's middleware leaves it (the typing its documentation gives)."""
-
-    htmx: HtmxDetails
-
-
-# --- the queue --------------------------------------------------------------------------------
 
 
 def _with(query: str, **changes: str) -> str:
@@ -59,7 +43,7 @@ def _with(query: str, **changes: str) -> str:
     return params.urlencode()
 
 
-def _queue_params(request: HtmxHttpRequest) -> QueryDict:
+def queue_params(request: HtmxHttpRequest) -> QueryDict:
     """The queue filters in force: this request's own, or those of the queue page it came from."""
     if request.method == "GET":
         return request.GET
@@ -131,7 +115,7 @@ def _current_job(request: HtmxHttpRequest, params: QueryDict) -> BulkJob | None:
     return selectors.bulk_job_for(pk=int(job_id), user=request.user)
 
 
-def _render_results(
+def render_results(
     request: HtmxHttpRequest, params: QueryDict, *, status: int = 200, **extra: Any
 ) -> HttpResponse:
     try:
@@ -232,7 +216,7 @@ def bulk(request: HtmxHttpRequest) -> HttpResponse:
     url = f"{reverse('queue')}?{_with(view_query(params), job=str(job.pk))}"
     if not request.htmx:
         return redirect(url)
-    response = _render_results(request, QueryDict(urlsplit(url).query))
+    response = render_results(request, QueryDict(urlsplit(url).query))
     return push_url(response, url)
 
 
@@ -255,7 +239,7 @@ def _bulk_answer(
     status: int = 200,
 ) -> HttpResponse:
     if request.htmx:
-        return _render_results(
+        return render_results(
             request, params, status=status, flash=error or info, flash_kind="error" if error else ""
         )
     if error:
@@ -304,177 +288,3 @@ def saved_view_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     services.saved_view_delete(view=view, actor=request.user)
     messages.success(request, f"Deleted the view “{view.name}”.")
     return redirect("queue")
-
-
-# --- one case ---------------------------------------------------------------------------------
-
-
-def _case_context(
-    request: HtmxHttpRequest,
-    case: ExceptionCase,
-    *,
-    bound: tuple[str, Any] | None = None,
-    flash: str = "",
-    flash_kind: str = "",
-) -> dict[str, Any]:
-    can_triage = request.user.has_perm(TRIAGE)
-    story = presenters.event_story(selectors.event_records(event=case.event, case=case))
-    context: dict[str, Any] = {
-        "case": case,
-        "event": case.event,
-        "story": story,
-        "now": timezone.now(),
-        "can_triage": can_triage,
-        "flash": flash,
-        "flash_kind": flash_kind,
-        "group_size": selectors.group_sizes([case.fingerprint]).get(case.fingerprint, 0),
-    }
-    context["offers"] = actions.offers_on_case(case, request.user, bound=bound)
-    if can_triage:
-        context["comment_form"] = CommentForm(auto_id="comment-id_%s")
-    if can_triage and case.is_open:
-        context["preview"] = event_dry_run(event=case.event)
-    return context
-
-
-@require_GET
-@login_required
-@permission_required(VIEW_CASES, raise_exception=True)
-@vary_on_headers("HX-Request")
-def case_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    case = _get_case(pk)
-    context = _case_context(request, case)
-    template = "exceptions/case.html#case" if request.htmx else "exceptions/case.html"
-    return render(request, template, context)
-
-
-def _get_case(pk: int) -> ExceptionCase:
-    try:
-        return selectors.case_for_page(pk)
-    except ExceptionCase.DoesNotExist as exc:
-        raise Http404("No such case.") from exc
-
-
-def _from_queue(request: HtmxHttpRequest) -> bool:
-    current = request.htmx.current_url if request.htmx else None
-    return bool(current) and urlsplit(current).path == reverse("queue")
-
-
-def _safe_next(request: HtmxHttpRequest, fallback: str) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return fallback
-
-
-@require_POST
-@login_required
-@permission_required(TRIAGE, raise_exception=True)
-def case_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
-    """Every action on one case: the form says what, the service does it or says why not."""
-    chosen = actions.ACTIONS.get(action)
-    if chosen is None:
-        raise Http404("No such action.")
-    if not request.user.has_perm(chosen.permission):
-        raise PermissionDenied("Your role cannot take this action.")
-    case = _get_case(pk)
-    form = chosen.form(request.POST, auto_id=chosen.auto_id)
-    shown: ActionForm | None = form  # none once the action is done or the case moved on
-    status, flash, kind = 200, "", ""
-    if not form.is_valid():
-        status, kind = 422, "error"
-        flash = "Not done: " + " ".join(str(e) for errors in form.errors.values() for e in errors)
-    else:
-        try:
-            flash = actions.perform(chosen, case=case, actor=request.user, form=form)
-            shown = None
-        except CaseConflict as conflict:
-            status, kind, flash, shown = 409, "conflict", str(conflict), None
-        except CaseActionRefused as refused:
-            status, kind, flash = 422, "error", f"Not done: {refused}"
-    fresh = _get_case(pk)
-    if _from_queue(request):
-        return _render_results(
-            request, _queue_params(request), status=status, flash=flash, flash_kind=kind
-        )
-    if request.htmx:
-        context = _case_context(
-            request,
-            fresh,
-            bound=(action, shown) if shown is not None else None,
-            flash=flash,
-            flash_kind=kind,
-        )
-        return render(request, "exceptions/case.html#case", context, status=status)
-    if status == 422 and shown is not None:
-        context = _case_context(request, fresh, bound=(action, shown), flash=flash, flash_kind=kind)
-        return render(request, "exceptions/case.html", context, status=status)
-    if kind:
-        messages.error(request, flash)
-    else:
-        messages.success(request, flash)
-    return redirect(_safe_next(request, reverse("case", args=[pk])))
-
-
-@require_POST
-@login_required
-@permission_required(TRIAGE, raise_exception=True)
-def case_comment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    case = _get_case(pk)
-    form = CommentForm(request.POST, auto_id="comment-id_%s")
-    status, flash, kind = 200, "Comment added.", ""
-    if form.is_valid():
-        try:
-            services.case_comment(case=case, actor=request.user, body=form.cleaned_data["body"])
-        except CaseActionRefused as refused:
-            status, flash, kind = 422, str(refused), "error"
-    else:
-        status, flash, kind = 422, "Write something to comment.", "error"
-    if request.htmx:
-        context = _case_context(request, _get_case(pk), flash=flash, flash_kind=kind)
-        return render(request, "exceptions/case.html#case", context, status=status)
-    (messages.error if kind else messages.success)(request, flash)
-    return redirect("case", pk=pk)
-
-
-@require_POST
-@login_required
-@permission_required(TRIAGE, raise_exception=True)
-def case_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """What the current version would decide for an edited payload. Reads only."""
-    case = _get_case(pk)
-    form = PreviewForm(request.POST)
-    context: dict[str, Any] = {"case": case, "edited": True}
-    status = 200
-    if form.is_valid():
-        context["preview"] = event_dry_run(event=case.event, payload=form.cleaned_data["payload"])
-    else:
-        context["preview_error"] = " ".join(
-            str(e) for e in form.errors.get("payload", ["Not valid."])
-        )
-        status = 422
-    if not request.htmx:
-        raise PermissionDenied("The preview is a part of the case page.")
-    return render(request, "exceptions/case.html#preview", context, status=status)
-
-
-# --- any event --------------------------------------------------------------------------------
-
-
-@require_GET
-@login_required
-@permission_required("workflows.view_event", raise_exception=True)
-def event_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    try:
-        event = selectors.event_for_page(pk)
-    except Event.DoesNotExist as exc:
-        raise Http404("No such event.") from exc
-    story = presenters.event_story(selectors.event_records(event=event))
-    context = {
-        "event": event,
-        "story": story,
-        "now": timezone.now(),
-        "can_triage": request.user.has_perm(TRIAGE),
-        "queue_for_event": f"{reverse('queue')}?{urlencode({'q': event.pk})}",
-    }
-    return render(request, "exceptions/event.html", context)

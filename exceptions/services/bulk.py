@@ -1,0 +1,124 @@
+"""Bulk jobs: one action over a fixed list of cases, worked through in chunks a page can poll."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from audit.services import audit_record
+from exceptions.models import BulkItemState, BulkJob, BulkJobItem, BulkJobState, ExceptionCase
+from exceptions.services.cases import CaseActionRefused, CaseConflict
+
+BULK_CHUNK_SIZE = 100
+# Up to this many cases a bulk action runs inside the request; above it, as a Celery job.
+BULK_INLINE_MAX = 200
+
+
+@transaction.atomic
+def bulk_job_create(
+    *,
+    actor: Any,
+    action: str,
+    params: dict[str, Any],
+    note: str,
+    cases: QuerySet[ExceptionCase],
+    scope: str,
+) -> BulkJob:
+    """Fix the list of cases (one INSERT ... SELECT) and record who asked for what, and why."""
+    _registry().bulk_action(action)  # refuses a name that is not one
+    job = BulkJob.objects.create(
+        created_by=actor, action=action, params=params, note=note, scope=scope
+    )
+    ids = cases.order_by().values("id")
+    sql, sql_params = ids.query.sql_with_params()
+    # The inner query is Django's own SQL for the queryset; its values stay parameters. A
+    # queryset that joins can list a case twice: the job holds it once, and counts it once.
+    insert = (
+        "INSERT INTO exceptions_bulkjobitem (job_id, case_id, state, message) "  # noqa: S608
+        f"SELECT %s, q.id, 'pending', '' FROM ({sql}) AS q ORDER BY q.id "
+        "ON CONFLICT (job_id, case_id) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(insert, [job.pk, *sql_params])
+        total = cursor.rowcount
+    BulkJob.objects.filter(pk=job.pk).update(total=total)
+    job.total = total
+    audit_record(
+        actor=actor,
+        action="bulk.start",
+        target=job,
+        after={"action": action, "params": params, "total": total, "scope": scope},
+        reason=note,
+    )
+    return job
+
+
+def _registry() -> ModuleType:
+    """The registry of case actions. It calls the services above, so it is imported on use."""
+    from exceptions import actions
+
+    return actions
+
+
+def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
+    """Work through the next chunk of a job in one transaction; True while items remain.
+
+    Items are claimed with SKIP LOCKED, so two workers on the same job take different chunks,
+    and a chunk whose worker dies rolls back to pending for the message's redelivery. A case
+    that changed meanwhile, or that the action does not apply to, is skipped with the reason.
+    """
+    size = size or BULK_CHUNK_SIZE
+    now = timezone.now()
+    BulkJob.objects.filter(pk=job_id, state=BulkJobState.QUEUED).update(
+        state=BulkJobState.RUNNING, started_at=now
+    )
+    registry = _registry()
+    with transaction.atomic():
+        job = BulkJob.objects.select_related("created_by").get(pk=job_id)
+        items = list(
+            BulkJobItem.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(job_id=job_id, state=BulkItemState.PENDING)
+            .select_related("case__reason", "case__owner_team", "case__owner_user")
+            .order_by("id")[:size]
+        )
+        counts = {state: 0 for state in BulkItemState.values}
+        for item in items:
+            try:
+                with transaction.atomic():
+                    registry.bulk_apply(case=item.case, job=job)
+                item.state, item.message = BulkItemState.SUCCEEDED, ""
+            except (CaseConflict, CaseActionRefused) as exc:
+                item.state, item.message = BulkItemState.SKIPPED, str(exc)
+            except Exception as exc:  # one bad case must not stop the other thousands
+                item.state = BulkItemState.FAILED
+                item.message = f"{type(exc).__name__}: {exc}"[:2000]
+            counts[item.state] += 1
+        BulkJobItem.objects.bulk_update(items, ["state", "message"])
+        BulkJob.objects.filter(pk=job_id).update(
+            progressed_at=timezone.now(),
+            done=F("done") + len(items),
+            succeeded=F("succeeded") + counts[BulkItemState.SUCCEEDED],
+            skipped=F("skipped") + counts[BulkItemState.SKIPPED],
+            failed=F("failed") + counts[BulkItemState.FAILED],
+        )
+    # Checked after the chunk committed, against committed counters: whichever worker commits
+    # the last chunk sees done == total, and the conditional update lets only one finish it.
+    BulkJob.objects.filter(pk=job_id, done__gte=F("total")).exclude(state=BulkJobState.DONE).update(
+        state=BulkJobState.DONE, finished_at=timezone.now()
+    )
+    # Nothing claimable means another worker holds the rest: its chain finishes the job.
+    return (
+        bool(items)
+        and BulkJobItem.objects.filter(job_id=job_id, state=BulkItemState.PENDING).exists()
+    )
+
+
+def bulk_job_run_inline(*, job: BulkJob) -> BulkJob:
+    """Run a small job to the end inside the request."""
+    while bulk_job_run_chunk(job_id=job.pk):
+        pass
+    return BulkJob.objects.get(pk=job.pk)

@@ -1,0 +1,227 @@
+"""The operators' actions that close a case or run its event again: resolve, dismiss, retry,
+replay; and snoozed cases coming back. Retries and replays call the engine's services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from exceptions.models import (
+    OPEN_STATES,
+    CaseState,
+    DismissReason,
+    ExceptionCase,
+    Resolution,
+)
+from exceptions.services.cases import (
+    CaseActionRefused,
+    CaseConflict,
+    case_change,
+    require_note,
+    require_open,
+)
+from workflows.models import Event, EventState
+from workflows.services import engine
+
+REVIEW_REASON = "review_required"
+
+
+def _close_changes(*, state: str, code: str, note: str, actor: Any) -> dict[str, Any]:
+    return {
+        "state": state,
+        "resolution_code": code,
+        "resolution_note": note,
+        "resolved_at": timezone.now(),
+        "closed_by": actor,
+        "snoozed_until": None,
+        "sla_due_at": None,
+    }
+
+
+def _event_close(*, event_id: int, state: str) -> bool:
+    """Close an event that only this case was holding (needs_attention, no other open case)."""
+    blocked = ExceptionCase.objects.filter(event_id=event_id, state__in=OPEN_STATES).exists()
+    return not blocked and engine.event_close(event_id=event_id, state=state)
+
+
+def _engine_retry(*, event_id: int, actor: Any, note: str, clear_review: bool = False) -> None:
+    event = Event.objects.get(pk=event_id)
+    try:
+        engine.event_retry(event=event, actor=actor, note=note, clear_review=clear_review)
+    except engine.EventNotRetryable as exc:
+        raise CaseActionRefused(str(exc)) from exc
+
+
+def _engine_replay(
+    *, event_id: int, actor: Any, version: str, payload: dict[str, Any] | None, note: str
+) -> Event:
+    event = Event.objects.get(pk=event_id)
+    try:
+        return engine.event_replay(
+            event=event, actor=actor, version=version, payload_override=payload, note=note
+        )
+    except engine.ReplayNotPossible as exc:
+        raise CaseActionRefused(str(exc)) from exc
+
+
+@transaction.atomic
+def case_resolve(
+    *,
+    case: ExceptionCase,
+    actor: Any,
+    resolution: str,
+    version: int | None = None,
+    note: str = "",
+) -> ExceptionCase:
+    """Close the case as resolved with a resolution code.
+
+    "approved" (review cases only) clears the event's review gate and reruns the step, so the
+    action runs. Every other code closes the event it was holding as failed: the automation
+    did not achieve it, whatever a person then did by hand ("rejected" included). An event
+    that is not waiting on this case (delivered, already closed) keeps its state.
+    """
+    require_open(case, "resolved", version)
+    if resolution not in Resolution.values or resolution in (Resolution.RETRIED, "replayed"):
+        raise CaseActionRefused(f"{resolution!r} is not a resolution code.")
+    is_review = case.reason_id == REVIEW_REASON
+    if resolution in (Resolution.APPROVED, Resolution.REJECTED) and not is_review:
+        raise CaseActionRefused("Approve and reject apply to review cases only.")
+    require_note(case, note, "resolve")
+    fresh = case_change(
+        case=case,
+        actor=actor,
+        version=version,
+        action="resolve",
+        note=note,
+        changes=_close_changes(state=CaseState.RESOLVED, code=resolution, note=note, actor=actor),
+    )
+    if resolution == Resolution.APPROVED:
+        # The approval clears the review gate (event.review_cleared) and reruns the step.
+        _engine_retry(event_id=case.event_id, actor=actor, note=note, clear_review=True)
+    else:
+        _event_close(event_id=case.event_id, state=EventState.FAILED)
+    return fresh
+
+
+@transaction.atomic
+def case_dismiss(
+    *,
+    case: ExceptionCase,
+    actor: Any,
+    reason: str,
+    version: int | None = None,
+    note: str = "",
+) -> ExceptionCase:
+    """Close the case as dismissed: nothing should be done about this event.
+
+    The event it was holding becomes cancelled, not failed: dismissing says the event was
+    never worth completing (a duplicate, test data, spam), so it must not count as a failure
+    of the automation in outcome and error rates. A person who tried and gave up resolves
+    instead (e.g. handled_manually), which closes the event as failed.
+    """
+    require_open(case, "dismissed", version)
+    if reason not in DismissReason.values:
+        raise CaseActionRefused(f"{reason!r} is not a dismiss reason.")
+    require_note(case, note, "dismiss")
+    fresh = case_change(
+        case=case,
+        actor=actor,
+        version=version,
+        action="dismiss",
+        note=note,
+        changes=_close_changes(state=CaseState.DISMISSED, code=reason, note=note, actor=actor),
+    )
+    _event_close(event_id=case.event_id, state=EventState.CANCELLED)
+    return fresh
+
+
+@transaction.atomic
+def case_retry(
+    *, case: ExceptionCase, actor: Any, version: int | None = None, note: str = ""
+) -> ExceptionCase:
+    """Rerun the failed step of the case's event; the case closes as "retried".
+
+    It closes first so that, should the step fail again, the engine opens a fresh case (same
+    fingerprint, same group) instead of joining one a person already dealt with.
+    """
+    require_open(case, "retried", version)
+    fresh = case_change(
+        case=case,
+        actor=actor,
+        version=version,
+        action="retry",
+        note=note,
+        changes=_close_changes(
+            state=CaseState.RESOLVED, code=Resolution.RETRIED, note=note, actor=actor
+        ),
+    )
+    _engine_retry(event_id=case.event_id, actor=actor, note=note)
+    return fresh
+
+
+@transaction.atomic
+def case_replay(
+    *,
+    case: ExceptionCase,
+    actor: Any,
+    run_version: str = "original",
+    payload: dict[str, Any] | None = None,
+    version: int | None = None,
+    note: str = "",
+) -> tuple[ExceptionCase, Event]:
+    """Replay the case's event from the start as a new event; the case closes as "replayed".
+
+    run_version is "original" (the version the event ran under) or "current". An edited
+    payload needs a note saying why. The original event, if only this case held it, closes
+    as failed: the replay carries the work on.
+    """
+    require_open(case, "replayed", version)
+    if run_version not in ("original", "current"):
+        raise CaseActionRefused("Replay under the original or the current version.")
+    if payload is not None:
+        if not isinstance(payload, dict):
+            raise CaseActionRefused("An edited payload must be a JSON object.")
+        if not note.strip():
+            raise CaseActionRefused("Say why the payload was edited: a note is required.")
+    fresh = case_change(
+        case=case,
+        actor=actor,
+        version=version,
+        action="replay",
+        note=note,
+        changes=_close_changes(
+            state=CaseState.RESOLVED, code=Resolution.REPLAYED, note=note, actor=actor
+        ),
+        after_extra={"run_version": run_version, "payload_edited": payload is not None},
+    )
+    replay = _engine_replay(
+        event_id=case.event_id, actor=actor, version=run_version, payload=payload, note=note
+    )
+    _event_close(event_id=case.event_id, state=EventState.FAILED)
+    return fresh, replay
+
+
+@transaction.atomic
+def cases_wake_snoozed(*, now: datetime | None = None) -> int:
+    """Snoozes that have ended: back to open (or acknowledged, if someone had)."""
+    now = now or timezone.now()
+    woken = 0
+    due = ExceptionCase.objects.filter(state=CaseState.SNOOZED, snoozed_until__lte=now)
+    for case in due.select_related("owner_team", "owner_user", "reason")[:1000]:
+        state = CaseState.ACKNOWLEDGED if case.acknowledged_at else CaseState.OPEN
+        try:
+            case_change(
+                case=case,
+                actor=None,
+                version=case.version,
+                action="wake",
+                note="snooze ended",
+                changes={"state": state, "snoozed_until": None},
+            )
+        except CaseConflict:
+            continue
+        woken += 1
+    return woken
