@@ -225,36 +225,59 @@ class _Checker:
 
 
 def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
+    """The normalized definition, with every problem of `raw` noted on the checker."""
     if not checker.keys(raw, (), TOP_KEYS, "the definition"):
         return {}
-    out: dict[str, Any] = {}
     for key in REQUIRED_TOP_KEYS:
         if key not in raw:
             checker.fail((), f"missing required key {key!r}")
+    out: dict[str, Any] = {
+        **_identity(raw, checker),
+        **_owners(raw, checker),
+        "required_fields": _required_fields(raw, checker),
+        "enrich": _enrich(raw, checker),
+        "routes": _named_rules(raw, "routes", checker, extra={"owner"}),
+    }
+    if "routes" in raw and not out["routes"] and not checker.problems:
+        checker.fail(("routes",), "routes must list at least one route")
+    out["review"] = _named_rules(raw, "review", checker, extra={"reason"})
+    out["action"] = _action(raw.get("action", {"type": "none"}), checker)
+    out["retry"] = {"schedule": _retry_schedule(raw, checker)}
+    out["outcome"] = _outcome(raw, checker)
+    out["sla"] = _sla(raw, checker)
+    return out
 
+
+def _identity(raw: dict[str, Any], checker: _Checker) -> dict[str, Any]:
     slug = raw.get("slug")
     if "slug" in raw and (not isinstance(slug, str) or not _SLUG.match(slug)):
         checker.fail(("slug",), f"slug {slug!r} must be lowercase letters, digits and dashes")
-    out["slug"] = slug
-    out["name"] = checker.string(raw.get("name"), ("name",), "name") if "name" in raw else None
-    out["description"] = str(raw.get("description") or "").strip()
+    return {
+        "slug": slug,
+        "name": checker.string(raw.get("name"), ("name",), "name") if "name" in raw else None,
+        "description": str(raw.get("description") or "").strip(),
+    }
 
+
+def _owners(raw: dict[str, Any], checker: _Checker) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     if "owner" in raw:
         owner = checker.string(raw["owner"], ("owner",), "owner")
         if owner is not None and owner not in checker.owners.teams:
             checker.fail(("owner",), f"owner: unknown team {owner!r}")
         out["owner"] = owner
-    fallbacks = checker.items(raw, "fallback_owners", "a list of team slugs")
     out["fallback_owners"] = []
-    for i, team in enumerate(fallbacks):
+    for i, team in enumerate(checker.items(raw, "fallback_owners", "a list of team slugs")):
         if not isinstance(team, str) or team not in checker.owners.teams:
             checker.fail(("fallback_owners", i), f"fallback_owners: unknown team {team!r}")
         else:
             out["fallback_owners"].append(team)
+    return out
 
-    out["required_fields"] = []
-    fields = checker.items(raw, "required_fields", "a list")
-    for i, item in enumerate(fields):
+
+def _required_fields(raw: dict[str, Any], checker: _Checker) -> list[dict[str, str]]:
+    found = []
+    for i, item in enumerate(checker.items(raw, "required_fields", "a list")):
         path = ("required_fields", i)
         if not checker.keys(item, path, {"path", "type"}, "a required field"):
             continue
@@ -270,16 +293,19 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
                 f"type {field_type!r} of {field_path} is not a JSON type ({', '.join(JSON_TYPES)})",
             )
             continue
-        out["required_fields"].append({"path": field_path, "type": field_type})
+        found.append({"path": field_path, "type": field_type})
+    return found
 
-    out["enrich"] = []
+
+def _enrich(raw: dict[str, Any], checker: _Checker) -> list[dict[str, str]]:
     enrich = raw.get("enrich") or {}
     if not isinstance(enrich, dict):
         checker.fail(("enrich",), "enrich must be a mapping of field name to CEL expression")
-        enrich = {}
+        return []
     if len(enrich) > MAX_ITEMS["enrich"]:
         checker.fail(("enrich",), f"enrich may list at most {MAX_ITEMS['enrich']} fields")
-        enrich = {}
+        return []
+    found = []
     for name, expr in enrich.items():
         path = ("enrich", name)
         if not isinstance(name, str) or not _IDENTIFIER.match(name):
@@ -287,50 +313,52 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
             continue
         text = checker.rule(name, expr, path, f"enrich rule {name!r}")
         if text is not None:
-            out["enrich"].append({"name": name, "expr": text})
+            found.append({"name": name, "expr": text})
+    return found
 
-    out["routes"] = _named_rules(raw, "routes", checker, extra={"owner"})
-    if "routes" in raw and not out["routes"] and not checker.problems:
-        checker.fail(("routes",), "routes must list at least one route")
-    out["review"] = _named_rules(raw, "review", checker, extra={"reason"})
 
-    out["action"] = _action(raw.get("action", {"type": "none"}), checker)
-
+def _retry_schedule(raw: dict[str, Any], checker: _Checker) -> list[float]:
     retry = raw.get("retry") or {}
     schedule: list[float] = []
-    if checker.keys(retry, ("retry",), {"schedule"}, "retry"):
-        entries = retry.get("schedule", DEFAULT_RETRY_SCHEDULE)
-        if not isinstance(entries, list) or len(entries) > MAX_RETRY_STEPS:
-            checker.fail(
-                ("retry", "schedule"),
-                f"retry.schedule must be a list of 0 to {MAX_RETRY_STEPS} durations",
-            )
-            entries = []
-        for i, entry in enumerate(entries):
-            where = ("retry", "schedule", i)
-            seconds = checker.duration(entry, where, f"retry.schedule[{i}]", RETRY_WAIT)
-            if seconds is not None:
-                schedule.append(seconds)
-    out["retry"] = {"schedule": schedule}
+    if not checker.keys(retry, ("retry",), {"schedule"}, "retry"):
+        return schedule
+    entries = retry.get("schedule", DEFAULT_RETRY_SCHEDULE)
+    if not isinstance(entries, list) or len(entries) > MAX_RETRY_STEPS:
+        checker.fail(
+            ("retry", "schedule"),
+            f"retry.schedule must be a list of 0 to {MAX_RETRY_STEPS} durations",
+        )
+        return schedule
+    for i, entry in enumerate(entries):
+        where = ("retry", "schedule", i)
+        seconds = checker.duration(entry, where, f"retry.schedule[{i}]", RETRY_WAIT)
+        if seconds is not None:
+            schedule.append(seconds)
+    return schedule
 
+
+def _outcome(raw: dict[str, Any], checker: _Checker) -> dict[str, float | None]:
     outcome = raw.get("outcome") or {}
-    out["outcome"] = {"confirm_within": None}
+    out: dict[str, float | None] = {"confirm_within": None}
     if checker.keys(outcome, ("outcome",), {"confirm_within"}, "outcome") and (
         "confirm_within" in outcome
     ):
-        out["outcome"]["confirm_within"] = checker.duration(
+        out["confirm_within"] = checker.duration(
             outcome["confirm_within"],
             ("outcome", "confirm_within"),
             "outcome.confirm_within",
             WINDOW,
         )
+    return out
 
+
+def _sla(raw: dict[str, Any], checker: _Checker) -> dict[str, float | None]:
     sla = raw.get("sla") or {}
-    out["sla"] = {"acknowledge_within": None, "resolve_within": None}
+    out: dict[str, float | None] = {"acknowledge_within": None, "resolve_within": None}
     if checker.keys(sla, ("sla",), {"acknowledge_within", "resolve_within"}, "sla"):
         for key in ("acknowledge_within", "resolve_within"):
             if key in sla:
-                out["sla"][key] = checker.duration(sla[key], ("sla", key), f"sla.{key}", WINDOW)
+                out[key] = checker.duration(sla[key], ("sla", key), f"sla.{key}", WINDOW)
     return out
 
 
