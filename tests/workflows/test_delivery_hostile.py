@@ -4,6 +4,7 @@ addresses that must not be reached, secrets in URLs."""
 from __future__ import annotations
 
 import gzip
+import logging
 import socket
 import threading
 import time
@@ -250,3 +251,11 @@ def test_an_error_message_naming_the_url_is_redacted() -> None:
     assert result.verdict is Verdict.REJECT
     assert "s3cret" not in result.error_message
     assert "pw@" not in result.error_message
+
+
+def test_no_log_line_carries_a_destination_secret(sink: Sink, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    url = sink.script("/hook", Reply(503)) + "?token=s3cret"
+    webhook_send(request_to(url))
+    webhook_send(request_to("http://user:pw@127.0.0.1:9/x?token=s3cret"))
+    assert "s3cret" not in caplog.text and "pw@" not in caplog.text
