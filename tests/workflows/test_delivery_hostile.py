@@ -8,14 +8,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
 import pytest
 from django.test import override_settings
 
 from tests.factories import ENTERPRISE_EMEA_LEAD, event_create
 from tests.support.engine import process_due, reload
+from tests.support.servers import drip, read_request, tcp_server
 from tests.support.sinks import Reply, Sink
 from workflows.delivery import Verdict, WebhookRequest, webhook_send, webhooks_send
 from workflows.destinations import redacted_url
@@ -30,73 +30,16 @@ def request_to(url: str, *, timeout: float = 2.0) -> WebhookRequest:
     )
 
 
-@contextmanager
-def raw_server(handle) -> Iterator[str]:
-    """A TCP server on 127.0.0.1 whose connections are handed to handle(conn)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=handle, args=(conn, stop), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-    finally:
-        stop.set()
-        thread.join(2)
-        listener.close()
-
-
-def read_request(conn: socket.socket) -> None:
-    conn.settimeout(5)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length")
-    )
-    while len(body) < length:
-        body += conn.recv(65536)
-
-
-def drip(conn: socket.socket, stop: threading.Event, *, headers_first: bool) -> None:
-    try:
-        read_request(conn)
-        if headers_first:
-            # A refusal's body is read for the attempt's evidence: drip that.
-            conn.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 1000\r\n\r\n")
-            payload = b"x" * 1000
-        else:
-            payload = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-        for byte in payload:
-            if stop.is_set():
-                return
-            conn.sendall(bytes([byte]))
-            time.sleep(0.3)
-    except OSError:
-        pass
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("headers_first", [True, False], ids=["body", "status line"])
 def test_a_dripping_destination_is_cut_off_at_the_deadline(headers_first: bool) -> None:
-    with raw_server(lambda conn, stop: drip(conn, stop, headers_first=headers_first)) as url:
+    if headers_first:
+        # A refusal's body is read for the attempt's evidence: drip that.
+        answer = b"HTTP/1.1 503 Busy\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000
+    else:
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with tcp_server(drip(answer)) as server:
         started = time.monotonic()
-        result = webhook_send(request_to(url, timeout=1.0))
+        result = webhook_send(request_to(server.url, timeout=1.0))
         took = time.monotonic() - started
     assert result.verdict is Verdict.RETRY
     assert result.error_class == "DeadlineExceeded"
@@ -131,8 +74,8 @@ def test_a_compressed_bomb_is_inflated_only_to_a_bound() -> None:
             conn.sendall(head + bomb)
         conn.close()
 
-    with raw_server(answer) as url:
-        result = webhook_send(request_to(url))
+    with tcp_server(answer) as server:
+        result = webhook_send(request_to(server.url))
     assert result.http_status == 500
     assert len(result.error_message) <= 2000
     assert result.error_message.startswith("AAAA")
@@ -166,8 +109,8 @@ def test_one_destination_gets_at_most_its_share_of_deliveries_at_once() -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         conn.close()
 
-    with override_settings(HANDOFF_DELIVERY_PER_DESTINATION=2), raw_server(hold) as url:
-        results = webhooks_send([request_to(url) for _ in range(8)])
+    with override_settings(HANDOFF_DELIVERY_PER_DESTINATION=2), tcp_server(hold) as server:
+        results = webhooks_send([request_to(server.url) for _ in range(8)])
     assert [r.verdict for r in results] == [Verdict.DELIVERED] * 8
     assert peak == 2
 

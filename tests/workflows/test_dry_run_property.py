@@ -30,6 +30,14 @@ from workflows.services.engine import DryRun, payload_dry_run
 pytestmark = pytest.mark.django_db
 
 MISSING = object()
+EXAMPLES = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    # The demo organisation is set up once per test; every example reads it, none changes it
+    # for the next (team states are restored).
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 # One value of each JSON type: the wrong type for most fields, the right one for a few.
 ANY_TYPE = [None, True, "820", 3.5, [1], {"a": 1}, 7]
 
@@ -138,14 +146,7 @@ def facts(decisions: Iterable[Decision]) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("slug", sorted(GOOD_VALUES))
-@settings(
-    max_examples=40,
-    deadline=None,
-    database=None,
-    # The demo organisation is set up once per test; every example reads it, none changes it
-    # for the next (team states are restored).
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@EXAMPLES
 @given(data=st.data())
 def test_the_dry_run_decides_what_the_engine_records(
     demo_versions: dict[str, WorkflowVersion], slug: str, data: st.DataObject
@@ -185,12 +186,7 @@ JSON = st.recursive(
 
 
 @pytest.mark.parametrize("slug", sorted(GOOD_VALUES))
-@settings(
-    max_examples=40,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@EXAMPLES
 @given(data=st.data())
 def test_no_payload_makes_the_engine_raise(
     demo_versions: dict[str, WorkflowVersion], slug: str, data: st.DataObject

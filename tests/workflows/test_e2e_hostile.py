@@ -3,11 +3,7 @@ nothing sent twice, nothing lost (the engine-hardening promises)."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +15,7 @@ from tests.factories import (
     event_create,
     version_create,
 )
+from tests.support.servers import drip, hold, tcp_server
 from tests.support.sinks import Reply, Sink
 from tests.support.waits import wait_until
 from tests.support.workers import CeleryWorker, purge_queue
@@ -101,56 +98,11 @@ def test_a_batch_with_a_raising_event_and_a_nul_answer_delivers_the_rest_exactly
     assert Decision.objects.filter(event=raising).count() == 1
 
 
-def drip(conn: socket.socket) -> None:
-    """Read a request, then answer one byte every 0.3 s, for as long as the client listens."""
-    try:
-        conn.settimeout(5)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
-        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
-            conn.sendall(bytes([byte]))
-            time.sleep(0.3)
-    except OSError:
-        pass
-    finally:
-        conn.close()
-
-
-@contextmanager
-def listener(handle: Callable[[socket.socket], None]) -> Iterator[tuple[str, list[float]]]:
-    """A TCP server on 127.0.0.1 handing each connection to handle(), counting them."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(128)
-    server.settimeout(0.1)
-    accepted: list[float] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            accepted.append(time.monotonic())
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook", accepted
-    finally:
-        stop.set()
-        thread.join(2)
-        server.close()
-
-
 def test_a_dripping_destination_is_cut_off_at_its_deadline(
     start_worker, lead_version: MakeVersion
 ) -> None:
-    with listener(drip) as (url, _):
-        version = lead_version(action={"type": "webhook", "url": url, "timeout_seconds": 1})
+    with tcp_server(drip(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as server:
+        version = lead_version(action={"type": "webhook", "url": server.url, "timeout_seconds": 1})
         event = event_create(version, ENTERPRISE_EMEA_LEAD)
         start_worker()
         wake_workers()
@@ -161,24 +113,13 @@ def test_a_dripping_destination_is_cut_off_at_its_deadline(
     assert attempt.duration_ms <= 1000 + 1000
 
 
-def hold(conn: socket.socket) -> None:
-    """Read a request and never answer; the client gives up and closes."""
-    try:
-        conn.settimeout(30)
-        while conn.recv(65536):
-            pass
-    except OSError:
-        pass
-    finally:
-        conn.close()
-
-
 def test_fifty_events_to_a_destination_that_never_answers_stay_inside_the_task(
     start_worker, lead_version: MakeVersion
 ) -> None:
-    with listener(hold) as (url, accepted):
+    with tcp_server(hold) as server:
+        accepted = server.accepted
         version = lead_version(
-            action={"type": "webhook", "url": url, "timeout_seconds": 2},
+            action={"type": "webhook", "url": server.url, "timeout_seconds": 2},
             retry={"schedule": [600]},  # no retry within the test: one attempt each
         )
         events = [event_create(version, ENTERPRISE_EMEA_LEAD) for _ in range(50)]
