@@ -21,7 +21,7 @@ from django.test import override_settings
 from tests.support.api import Api, error_code
 from workflows import dispatch
 from workflows.models import Event, EventState, Workflow
-from workflows.tasks import sweep
+from workflows.tasks import process_due, sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +132,9 @@ def test_ingest_answers_at_once_while_redis_hangs_and_the_events_wait_for_it(
     sweep()
     assert events.llen(dispatch.EVENTS_QUEUE) >= 1
     events.delete(dispatch.EVENTS_QUEUE)
+    # The woken worker drains them (the task's own function, in this process).
+    assert process_due() == 10
+    assert not Event.objects.filter(state=EventState.RECEIVED).exists()
 
 
 def test_a_wrong_method_is_405_in_the_error_shape(api: Api, workflow: Workflow) -> None:
