@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from exceptions.models import OPEN_STATES, CaseState, ExceptionCase, ReasonCode
 from workflows.models import Team, Workflow
+from workflows.owners import owner_username
 
 ME, UNASSIGNED = "me", "none"
 SORTS = [
@@ -134,7 +135,7 @@ class CaseFilter(django_filters.FilterSet):
             return queryset.filter(owner_user=self.user) if self.user else queryset.none()
         if value == UNASSIGNED:
             return queryset.filter(owner_user__isnull=True)
-        return queryset.filter(owner_user__username=value.removeprefix("user:"))
+        return queryset.filter(owner_user__username=owner_username(value) or value)
 
     def filter_breached(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # sla_due_at is the next running clock of an open case (empty once closed).

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from workflows.definition_files import FileRefused, read_definition
+from workflows.owners import owner_username
 from workflows.rules import (
     DefinitionCompileError,
     RuleCompileError,
@@ -214,9 +214,10 @@ class _Checker:
         name = self.string(value, path, what)
         if name is None:
             return None
-        if name.startswith("user:"):
-            if name.removeprefix("user:") not in self.owners.users:
-                self.fail(path, f"{what}: unknown user {name.removeprefix('user:')!r}")
+        username = owner_username(name)
+        if username is not None:
+            if username not in self.owners.users:
+                self.fail(path, f"{what}: unknown user {username!r}")
                 return None
         elif name not in self.owners.teams:
             self.fail(path, f"{what}: unknown team {name!r}")
@@ -436,6 +437,3 @@ def parse_definition(text: str | bytes, *, filename: str, owners: Owners) -> dic
         message = f"the engine cannot compile this: {exc}"
         raise DefinitionError([Problem(filename, checker.line(exc.where), message)]) from exc
     return definition
-
-
-OwnersLoader = Callable[[], Owners]
