@@ -25,6 +25,7 @@ from exceptions.services import CaseActionRefused, CaseConflict
 from exceptions.views.base import TRIAGE, VIEW_CASES, HtmxHttpRequest
 from exceptions.views.queue import queue_params, render_results
 from workflows.models import Event
+from workflows.rules import DefinitionCompileError
 from workflows.services.engine import event_dry_run
 
 # --- one case ---------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ def _case_context(
     if can_triage:
         context["comment_form"] = CommentForm(auto_id="comment-id_%s")
     if can_triage and case.is_open:
-        context["preview"] = event_dry_run(event=case.event)
+        context.update(_dry_run(case.event))
     return context
 
 
@@ -158,6 +159,15 @@ def case_comment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect("case", pk=pk)
 
 
+def _dry_run(event: Event, payload: Any = None) -> dict[str, Any]:
+    """The preview's context: what the current version would decide, or why it cannot run."""
+    try:
+        return {"preview": event_dry_run(event=event, payload=payload)}
+    except DefinitionCompileError as exc:
+        # A version stored before a limit it now breaks: its processing_error case must show.
+        return {"preview_error": f"The current version cannot run: {exc}"}
+
+
 @require_POST
 @login_required
 @permission_required(TRIAGE, raise_exception=True)
@@ -168,7 +178,7 @@ def case_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context: dict[str, Any] = {"case": case, "edited": True}
     status = 200
     if form.is_valid():
-        context["preview"] = event_dry_run(event=case.event, payload=form.cleaned_data["payload"])
+        context.update(_dry_run(case.event, form.cleaned_data["payload"]))
     else:
         context["preview_error"] = " ".join(
             str(e) for e in form.errors.get("payload", ["Not valid."])

@@ -102,3 +102,21 @@ def test_an_edited_payload_has_the_apis_limits(signed_in, payload: str, message:
         assert message in html.unescape(response.content.decode()), url
     case.refresh_from_db()
     assert case.is_open
+
+
+def test_a_case_whose_version_cannot_compile_still_shows(signed_in, settings) -> None:
+    from tests.support.engine import process_due
+
+    settings.HANDOFF_PROCESSING_ATTEMPTS = 1
+    broken = factories.definition(slug="broken", name="Broken")
+    del broken["retry"]
+    event = factories.event_create(factories.version_create(broken), factories.GOOD_LEAD)
+    process_due()
+    case = event.exception_cases.get()
+    assert case.reason_id == "processing_error"
+
+    page = signed_in.get(f"/exceptions/{case.pk}/")
+    assert page.status_code == 200
+    body = html.unescape(page.content.decode())
+    assert "The current version cannot run: the definition: missing 'retry'" in body
+    assert signed_in.get(f"/events/{event.pk}/").status_code == 200
