@@ -30,6 +30,7 @@ from exceptions.models import (
     ExceptionCase,
     SavedView,
 )
+from exceptions.ownership import owner_panel
 from exceptions.pagination import InvalidCursor
 from exceptions.selectors import DEFAULT_VIEWS, SORT_SPECS
 from exceptions.services import CaseActionRefused, CaseConflict
@@ -319,16 +320,18 @@ def _case_context(
 ) -> dict[str, Any]:
     can_triage = request.user.has_perm(TRIAGE)
     story = presenters.event_story(selectors.event_records(event=case.event, case=case))
+    now = timezone.now()
     context: dict[str, Any] = {
         "case": case,
         "event": case.event,
         "story": story,
-        "now": timezone.now(),
+        "now": now,
         "can_triage": can_triage,
         "flash": flash,
         "flash_kind": flash_kind,
         "group_size": selectors.group_sizes([case.fingerprint]).get(case.fingerprint, 0),
     }
+    context.update(owner_panel(event=case.event, decisions=story.decisions, now=now, case=case))
     context["offers"] = actions.offers_on_case(case, request.user, bound=bound)
     if can_triage:
         context["comment_form"] = CommentForm(auto_id="comment-id_%s")
@@ -470,11 +473,13 @@ def event_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except Event.DoesNotExist as exc:
         raise Http404("No such event.") from exc
     story = presenters.event_story(selectors.event_records(event=event))
+    now = timezone.now()
     context = {
         "event": event,
         "story": story,
-        "now": timezone.now(),
+        "now": now,
         "can_triage": request.user.has_perm(TRIAGE),
         "queue_for_event": f"{reverse('queue')}?{urlencode({'q': event.pk})}",
+        **owner_panel(event=event, decisions=story.decisions, now=now),
     }
     return render(request, "exceptions/event.html", context)
