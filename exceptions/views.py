@@ -381,6 +381,8 @@ def case_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     if not request.user.has_perm(chosen.permission):
         raise PermissionDenied("Your role cannot take this action.")
     case = _get_case(pk)
+    if not chosen.allowed(case, request.user):
+        raise PermissionDenied("Your role cannot take this action on this case.")
     form = chosen.form(request.POST, auto_id=chosen.auto_id)
     shown: ActionForm | None = form  # none once the action is done or the case moved on
     status, flash, kind = 200, "", ""

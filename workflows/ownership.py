@@ -269,3 +269,36 @@ def route_owner_at(decision: Decision, *, subject: str, at: datetime) -> OwnerAt
         team=team,
         person=person,
     )
+
+
+@dataclass(frozen=True)
+class WorkflowLines:
+    workflow: Workflow
+    lines: OwnerLines
+
+
+def ownerships_now(*, at: datetime) -> list[WorkflowLines]:
+    """Every workflow with a current version and its owner lines in force at `at`."""
+    records = {
+        r.workflow_id: r
+        for r in WorkflowOwnership.objects.filter(valid_from__lte=at).filter(
+            Q(valid_to__isnull=True) | Q(valid_to__gt=at)
+        )
+    }
+    found = []
+    for workflow in Workflow.objects.exclude(current_version=None).select_related(
+        "current_version"
+    ):
+        record = records.get(workflow.pk)
+        if record is not None:
+            lines = lines_of(record)
+        else:
+            assert workflow.current_version is not None  # excluded above
+            definition = workflow.current_version.definition
+            lines = OwnerLines(
+                owner=definition["owner"],
+                fallback_owners=tuple(definition.get("fallback_owners") or ()),
+                source=FROM_VERSION,
+            )
+        found.append(WorkflowLines(workflow, lines))
+    return sorted(found, key=lambda w: w.workflow.name)

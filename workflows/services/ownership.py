@@ -31,6 +31,16 @@ from workflows.services.teams import OwnersRefused
 
 Lines = tuple[str, tuple[str, ...]]
 
+# The rule above, as the ownership panel prints it (the README says the same).
+PRECEDENCE = (
+    "A change made in the console stays in force until a load creates a new version whose "
+    "owner lines (owner, fallback_owners) differ from those of the version it replaces: then "
+    "the file wins.",
+    "A load that changes only rules, or that makes an older version current again (an old "
+    "file loaded again), keeps the console's ownership, and says so.",
+    "While no console change is in force, ownership follows the current version's owner lines.",
+)
+
 
 def definition_lines(definition: dict[str, Any]) -> Lines:
     return definition["owner"], tuple(definition.get("fallback_owners") or ())
