@@ -25,6 +25,7 @@ from exceptions.forms import (
     ActionForm,
     AssignForm,
     DismissForm,
+    ReclassifyForm,
     ReplayEditForm,
     ReplayForm,
     ResolveForm,
@@ -34,6 +35,7 @@ from exceptions.forms import (
     snooze_until,
 )
 from exceptions.models import BulkJob, CaseState, ExceptionCase
+from exceptions.reasons import case_reclassify
 from workflows.models import Event, Team
 
 TRIAGE = "exceptions.triage_exceptioncase"
@@ -181,6 +183,12 @@ def _replay_edit(
     return replay
 
 
+def _reclassify(
+    *, case: ExceptionCase, actor: Any, version: int, note: str, params: Params
+) -> None:
+    case_reclassify(case=case, actor=actor, code=params["code"], note=note, version=version)
+
+
 def _chosen(*names: str) -> Callable[[dict[str, Any], Any], Params]:
     """Params that are the chosen values themselves."""
     return lambda data, actor: {name: data[name] for name in names}
@@ -231,6 +239,11 @@ ACTIONS: dict[str, CaseAction] = {
         CaseAction(
             "dismiss", "Dismiss", DismissForm, _dismiss, "Case {pk} dismissed.",
             params=_chosen("reason"), bulk=True,
+        ),
+        CaseAction(
+            "reclassify", "Re-classify", ReclassifyForm, _reclassify,
+            "Case {pk} re-classified.",
+            params=lambda data, actor: {"code": data["code"].code},
         ),
     ]
 }  # fmt: skip

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from exceptions import gap_views, owner_changes, owner_views
+from exceptions import gap_views, owner_changes, owner_views, reason_views
 
 urlpatterns = [
     path("", owner_views.owners_index, name="owners"),
     path("gaps/", gap_views.gaps_radar, name="owners-gaps"),
+    path("reason-codes/", reason_views.reason_codes, name="reason-codes"),
+    path("reason-codes/new/", reason_views.reason_code_new, name="reason-code-new"),
+    path(
+        "reason-codes/<slug:code>/retire/",
+        reason_views.reason_code_retire_view,
+        name="reason-code-retire",
+    ),
     path("reassign/", gap_views.reassign, name="owners-reassign"),
     path("reassign/job/", gap_views.reassign_job, name="owners-reassign-job"),
     path("teams/new/", owner_changes.team_new, name="owners-team-new"),

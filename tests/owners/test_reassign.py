@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEntry
+from exceptions import services
 from exceptions.models import BulkJob, ExceptionCase
 from exceptions.services import case_assign
 from tests import factories
@@ -125,3 +126,13 @@ def test_team_edits_are_403_for_an_operator(signed_in, teams) -> None:
     client = signed_in("operator")
     assert client.post("/owners/teams/billing/rename/", {"name": "X"}).status_code == 403
     assert client.post("/owners/teams/new/", {"slug": "x", "name": "X"}).status_code == 403
+
+
+def test_a_bulk_assign_by_an_operator_skips_cases_other_people_own(jonas_cases, roles) -> None:
+    job = services.bulk_job_create(
+        actor=roles["operator"], action="assign", params={"team": "support", "user": None},
+        note="", cases=ExceptionCase.objects.filter(pk=jonas_cases[0].pk), scope="test",
+    )  # fmt: skip
+    job = services.bulk_job_run_inline(job=job)
+    assert (job.succeeded, job.skipped) == (0, 1)
+    assert "only a manager or an admin moves it" in job.items.get().message
