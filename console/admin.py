@@ -11,6 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from audit.services import audit_record
+from exceptions.handover import person_handover
 
 User = get_user_model()
 
@@ -34,6 +35,10 @@ class AuditedUserAdmin(UserAdmin):
             _snapshot(User.objects.get(pk=obj.pk)) if change else None
         )
         super().save_model(request, obj, form, change)
+        before = getattr(request, "_audit_before", None)
+        if before is not None and before["is_active"] and not obj.is_active:
+            # The admin's change view runs in one transaction: the hand-over joins it.
+            person_handover(person=obj, actor=request.user, reason="deactivated in the admin")
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # Groups are saved here, after the user row: record the entry once both are in place.

@@ -26,6 +26,7 @@ from exceptions.api import router as exceptions_router
 from workflows.api import ApiError, JsonObjectParser
 from workflows.api import router as workflows_router
 from workflows.auth import TokenAuth
+from workflows.owner_api import router as owners_router
 from workflows.ratelimit import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ api = HandoffAPI(
 )
 api.add_router("", workflows_router)
 api.add_router("", exceptions_router)
+api.add_router("", owners_router)
 
 
 def _too_large() -> ApiError:

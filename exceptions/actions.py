@@ -25,6 +25,7 @@ from exceptions.forms import (
     ActionForm,
     AssignForm,
     DismissForm,
+    ReclassifyForm,
     ReplayEditForm,
     ReplayForm,
     ResolveForm,
@@ -34,6 +35,7 @@ from exceptions.forms import (
     snooze_until,
 )
 from exceptions.models import BulkJob, CaseState, ExceptionCase
+from exceptions.reasons import case_reclassify
 from workflows.models import Event, Team
 
 TRIAGE = "exceptions.triage_exceptioncase"
@@ -50,6 +52,19 @@ def _any_open_case(case: ExceptionCase) -> bool:
 
 def _no_initial(case: ExceptionCase) -> dict[str, Any]:
     return {}
+
+
+def _anyone(case: ExceptionCase, user: Any) -> bool:
+    return True
+
+
+REASSIGN_ANY = "exceptions.reassign_exceptioncase"
+
+
+def may_reassign(case: ExceptionCase, user: Any) -> bool:
+    """Managers and admins reassign any case; others only a case that is theirs or nobody's
+    in person: never one another person owns (DESIGN.md section 2)."""
+    return case.owner_user_id in (None, user.pk) or user.has_perm(REASSIGN_ANY)
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,8 @@ class CaseAction:
     applies: Callable[[ExceptionCase], bool] = _any_open_case  # offered on an open case
     initial: Callable[[ExceptionCase], dict[str, Any]] = _no_initial
     form_prefix: str = ""  # of its fields' ids on the case page, if not its name
+    # Whether this person may take it on this case (beyond the permission): refused with 403.
+    allowed: Callable[[ExceptionCase, Any], bool] = _anyone
 
     @property
     def template(self) -> str:
@@ -166,6 +183,12 @@ def _replay_edit(
     return replay
 
 
+def _reclassify(
+    *, case: ExceptionCase, actor: Any, version: int, note: str, params: Params
+) -> None:
+    case_reclassify(case=case, actor=actor, code=params["code"], note=note, version=version)
+
+
 def _chosen(*names: str) -> Callable[[dict[str, Any], Any], Params]:
     """Params that are the chosen values themselves."""
     return lambda data, actor: {name: data[name] for name in names}
@@ -176,7 +199,7 @@ ACTIONS: dict[str, CaseAction] = {
     for action in [
         CaseAction(
             "claim", "Claim", ActionForm, _claim, "Case {pk} is yours.",
-            bulk=True, key="a", key_help="Assign to me",
+            bulk=True, key="a", key_help="Assign to me", allowed=may_reassign,
         ),
         CaseAction(
             "acknowledge", "Acknowledge", ActionForm, _acknowledge, "Case {pk} acknowledged.",
@@ -194,7 +217,7 @@ ACTIONS: dict[str, CaseAction] = {
         ),
         CaseAction(
             "assign", "Assign", AssignForm, _assign, "Case {pk} assigned.",
-            params=_assign_params, bulk=True,
+            params=_assign_params, bulk=True, allowed=may_reassign,
         ),
         CaseAction(
             "snooze", "Snooze", SnoozeForm, _snooze, "Case {pk} snoozed.",
@@ -216,6 +239,11 @@ ACTIONS: dict[str, CaseAction] = {
         CaseAction(
             "dismiss", "Dismiss", DismissForm, _dismiss, "Case {pk} dismissed.",
             params=_chosen("reason"), bulk=True,
+        ),
+        CaseAction(
+            "reclassify", "Re-classify", ReclassifyForm, _reclassify,
+            "Case {pk} re-classified.",
+            params=lambda data, actor: {"code": data["code"].code},
         ),
     ]
 }  # fmt: skip
@@ -247,7 +275,12 @@ def perform(action: CaseAction, *, case: ExceptionCase, actor: Any, form: Action
 
 def bulk_apply(*, case: ExceptionCase, job: BulkJob) -> None:
     """One case of a bulk job, at the version it has now: the job was asked for all of them."""
-    bulk_action(job.action).run(
+    action = bulk_action(job.action)
+    if not action.allowed(case, job.created_by):
+        raise services.CaseActionRefused(
+            f"Case {case.pk} belongs to {case.owner_user}: only a manager or an admin moves it."
+        )
+    action.run(
         case=case, actor=job.created_by, version=case.version, note=job.note, params=job.params
     )
 
@@ -275,7 +308,9 @@ def offers_on_case(
         return []
     offers = []
     for action in ACTIONS.values():
-        if not (user.has_perm(action.permission) and action.applies(case)):
+        if not (
+            user.has_perm(action.permission) and action.applies(case) and action.allowed(case, user)
+        ):
             continue
         if bound is not None and bound[0] == action.name:
             form = bound[1]

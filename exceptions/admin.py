@@ -20,13 +20,14 @@ REASON_FIELDS = (
     "default_acknowledge_within",
     "default_resolve_within",
     "note_required",
+    "active",
 )
 
 
 @admin.register(ReasonCode)
 class ReasonCodeAdmin(admin.ModelAdmin):
     list_display = ["code", "label", "default_acknowledge_within", "default_resolve_within",
-                    "note_required", "builtin"]  # fmt: skip
+                    "note_required", "builtin", "active"]  # fmt: skip
     search_fields = ["code", "label"]
     fields = REASON_FIELDS
 

@@ -38,11 +38,25 @@ def view_query(params: QueryDict) -> str:
 
 
 def people_choices() -> list[tuple[str, str]]:
-    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    """Everyone active, and everyone who left but still owns open cases, labelled as such (their
+    cases must stay findable, to be handed on)."""
+    left_with_work = ExceptionCase.objects.filter(state__in=OPEN_STATES).values("owner_user")
+    users = (
+        get_user_model()
+        .objects.filter(Q(is_active=True) | Q(pk__in=left_with_work))
+        .order_by("-is_active", "username")
+    )
     return [
-        (u.username, u.get_full_name() or u.username)
-        for u in users.only("username", "first_name", "last_name")
+        (u.username, (u.get_full_name() or u.username) + ("" if u.is_active else " (left)"))
+        for u in users.only("username", "first_name", "last_name", "is_active")
     ]
+
+
+def team_choices() -> list[tuple[str, str]]:
+    """Active teams, and inactive ones that still hold open cases, labelled as such."""
+    with_work = ExceptionCase.objects.filter(state__in=OPEN_STATES).values("owner_team")
+    teams = Team.objects.filter(Q(active=True) | Q(pk__in=with_work)).order_by("-active", "name")
+    return [(t.slug, t.name + ("" if t.active else " (inactive)")) for t in teams]
 
 
 def filter_choices() -> dict[str, list[tuple[str, str]]]:
@@ -50,7 +64,7 @@ def filter_choices() -> dict[str, list[tuple[str, str]]]:
     return {
         "workflow": list(Workflow.objects.order_by("name").values_list("slug", "name")),
         "reason": list(ReasonCode.objects.order_by("label").values_list("code", "label")),
-        "team": list(Team.objects.filter(active=True).order_by("name").values_list("slug", "name")),
+        "team": team_choices(),
         "people": people_choices(),
     }
 
@@ -90,6 +104,9 @@ class CaseFilter(django_filters.FilterSet):
         queryset=Team.objects.only("id", "slug", "name").order_by("name"),
         to_field_name="slug",
         empty_label="Any team",
+        # "No owner" (no team) is its own view, apart from "Unassigned" (no person).
+        null_label="No team",
+        null_value=UNASSIGNED,
     )
     # "me", "none" (unassigned) or a username; "user:<name>" always means the person, even one
     # called "me" (the API's form). A name nobody has matches nothing.

@@ -13,7 +13,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from exceptions.models import OPERATOR_RESOLUTIONS, DismissReason
+from exceptions.models import OPERATOR_RESOLUTIONS, DismissReason, ReasonCode
 from workflows.models import Team
 from workflows.services.ingest import PayloadRefused, payload_parse
 
@@ -115,6 +115,24 @@ class DismissForm(ActionForm):
         choices=[("", "Choose a reason…"), *DismissReason.choices],
         error_messages={"required": "Choose a dismiss reason."},
     )
+
+
+class ReasonCodeChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.label} ({obj.code})"
+
+
+class ReclassifyForm(ActionForm):
+    """Another active reason code, and why."""
+
+    code = ReasonCodeChoice(
+        label="New reason code",
+        queryset=ReasonCode.objects.filter(active=True).order_by("label"),
+        to_field_name="code",
+        empty_label="Choose a reason code…",
+        error_messages={"required": "Choose the reason code."},
+    )
+    note = note_field(required=True)
 
 
 class ReplayForm(ActionForm):

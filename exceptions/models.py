@@ -25,6 +25,8 @@ class ReasonCode(models.Model):
     default_resolve_within = models.DurationField(null=True, blank=True)
     note_required = models.BooleanField(default=False)
     builtin = models.BooleanField(default=False)
+    # A retired code keeps its cases; nobody re-classifies to it any more.
+    active = models.BooleanField(default=True, db_default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -129,7 +131,12 @@ class ExceptionCase(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        permissions = [("triage_exceptioncase", "Can triage exception cases")]
+        permissions = [
+            ("triage_exceptioncase", "Can triage exception cases"),
+            # Without it a person reassigns only the cases they own (DESIGN.md section 2).
+            ("reassign_exceptioncase", "Can reassign any exception case"),
+            ("view_ownership_gaps", "Can see the ownership gaps radar"),
+        ]
         constraints = [
             # One open case per event and reason: a second signal joins it.
             models.UniqueConstraint(
@@ -291,3 +298,45 @@ class BulkJobItem(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.case_id} in bulk job {self.job_id}: {self.state}"
+
+
+class NotificationPreference(models.Model):
+    """Whether a person wants the console's emails (assignments, breaches, escalations)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
+    )
+    email = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: email {'on' if self.email else 'off'}"
+
+
+class EscalationLevel(models.TextChoices):
+    BREACH = "breach", "Breach notice to the owner"
+    LEADS = "leads", "Escalated to the team's leads"
+    FALLBACK = "fallback", "Escalated to the first fallback team"
+
+
+class CaseEscalation(models.Model):
+    """One step of a breached case's escalation, taken once: the unique row is the guard that
+    keeps every later sweep from sending it again."""
+
+    case = models.ForeignKey(ExceptionCase, on_delete=models.PROTECT, related_name="escalations")
+    level = models.CharField(max_length=10, choices=EscalationLevel.choices)
+    # The SLA deadline this step was for: a new clock (a re-opened case) escalates afresh.
+    deadline = models.DateTimeField()
+    recipients = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["case", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "level", "deadline"], name="escalation_once_per_deadline"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id}: {self.level} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -43,6 +43,7 @@ OPEN_QUERY = "state=open&state=acknowledged&state=snoozed"
 DEFAULT_VIEWS = [
     ("My open", f"{OPEN_QUERY}&owner=me"),
     ("Unassigned", f"{OPEN_QUERY}&owner=none"),
+    ("No owner", f"{OPEN_QUERY}&team=none"),
     ("Breached SLA", f"{OPEN_QUERY}&breached=1"),
     ("All open", OPEN_QUERY),
 ]

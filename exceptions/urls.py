@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from exceptions import views
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("exceptions/<int:pk>/preview/", views.case_preview, name="case-preview"),
     path("exceptions/<int:pk>/<str:action>/", views.case_action, name="case-action"),
     path("events/<int:pk>/", views.event_detail, name="event"),
+    path("owners/", include("exceptions.owner_urls")),
 ]

@@ -281,7 +281,7 @@ def case(
     run.needs_attention(
         reason_code=reason,
         detail=detail,
-        owner=workflow_owner(run.compiled) if owner is WORKFLOW_OWNER else owner,
+        owner=workflow_owner(run) if owner is WORKFLOW_OWNER else owner,
         fingerprint_key=key,
     )
     Decision.objects.bulk_create(run.decisions)

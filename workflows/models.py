@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -13,12 +15,17 @@ class Team(models.Model):
     name = models.CharField(max_length=200)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the team stopped taking work: "was it active at T" is then a query too.
+    deactivated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["slug"]
 
     def __str__(self) -> str:
         return self.slug
+
+    def active_at(self, at: datetime) -> bool:
+        return self.created_at <= at and (self.deactivated_at is None or self.deactivated_at > at)
 
 
 class Membership(models.Model):
@@ -102,6 +109,57 @@ class WorkflowVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow_id} v{self.number}"
+
+
+class OwnershipSource(models.TextChoices):
+    DEFINITION = "definition", "Definition load"
+    CONSOLE = "console", "Console"
+
+
+class WorkflowOwnership(models.Model):
+    """Who owns a workflow for a period: its owner team and ordered fallback chain.
+
+    A change ends the row in force (valid_to) and starts a new one; rows never change otherwise,
+    so "who owned workflow W at T" is a query. README "Who owns a workflow" says which wins
+    when a definition load and a console change disagree.
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="ownerships")
+    owner = models.SlugField(max_length=64)  # a team's slug, as in a definition
+    fallback_owners = models.JSONField(default=list)  # team slugs, in the order they are tried
+    valid_from = models.DateTimeField(default=timezone.now)
+    valid_to = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=12, choices=OwnershipSource.choices)
+    # The version whose load set it, or the version current when the console set it.
+    version = models.ForeignKey(
+        WorkflowVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    set_by = models.CharField(max_length=200)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["workflow", "valid_from", "id"]
+        indexes = [models.Index(fields=["workflow", "valid_from"], name="ownership_workflow_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gt=models.F("valid_from")),
+                name="ownership_period_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["workflow"],
+                condition=Q(valid_to__isnull=True),
+                name="ownership_one_open_per_workflow",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        chain = " > ".join(self.fallback_owners) or "no fallback"
+        return f"{self.workflow_id}: {self.owner} ({chain}) from {self.valid_from:%Y-%m-%d %H:%M}"
+
+    @property
+    def lines(self) -> tuple[str, tuple[str, ...]]:
+        """(owner, fallbacks): what a definition's owner lines say, to compare with one."""
+        return self.owner, tuple(self.fallback_owners)
 
 
 class EventState(models.TextChoices):

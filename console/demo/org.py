@@ -10,12 +10,8 @@ from django.db import transaction
 
 from audit.actors import SYSTEM
 from workflows.models import Membership, Team
-from workflows.services.definitions import (
-    LoadResult,
-    membership_start,
-    team_create,
-    workflows_load,
-)
+from workflows.services.definitions import LoadResult, workflows_load
+from workflows.services.teams import membership_start, team_create
 
 WORKFLOW_FILES = sorted((Path(__file__).parent / "workflows").glob("*.yaml"))
 

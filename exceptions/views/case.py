@@ -21,6 +21,7 @@ from exceptions.forms import ActionForm, CommentForm, PreviewForm
 from exceptions.models import (
     ExceptionCase,
 )
+from exceptions.ownership import owner_panel
 from exceptions.services import CaseActionRefused, CaseConflict
 from exceptions.views.base import TRIAGE, VIEW_CASES, HtmxHttpRequest
 from exceptions.views.queue import queue_params, render_results
@@ -41,16 +42,18 @@ def _case_context(
 ) -> dict[str, Any]:
     can_triage = request.user.has_perm(TRIAGE)
     story = presenters.event_story(selectors.event_records(event=case.event, case=case))
+    now = timezone.now()
     context: dict[str, Any] = {
         "case": case,
         "event": case.event,
         "story": story,
-        "now": timezone.now(),
+        "now": now,
         "can_triage": can_triage,
         "flash": flash,
         "flash_kind": flash_kind,
         "group_size": selectors.group_sizes([case.fingerprint]).get(case.fingerprint, 0),
     }
+    context.update(owner_panel(event=case.event, decisions=story.decisions, now=now, case=case))
     context["offers"] = actions.offers_on_case(case, request.user, bound=bound)
     if can_triage:
         context["comment_form"] = CommentForm(auto_id="comment-id_%s")
@@ -100,6 +103,8 @@ def case_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     if not request.user.has_perm(chosen.permission):
         raise PermissionDenied("Your role cannot take this action.")
     case = _get_case(pk)
+    if not chosen.allowed(case, request.user):
+        raise PermissionDenied("Your role cannot take this action on this case.")
     form = chosen.form(request.POST, auto_id=chosen.auto_id)
     shown: ActionForm | None = form  # none once the action is done or the case moved on
     status, flash, kind = 200, "", ""
@@ -201,11 +206,13 @@ def event_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except Event.DoesNotExist as exc:
         raise Http404("No such event.") from exc
     story = presenters.event_story(selectors.event_records(event=event))
+    now = timezone.now()
     context = {
         "event": event,
         "story": story,
-        "now": timezone.now(),
+        "now": now,
         "can_triage": request.user.has_perm(TRIAGE),
         "queue_for_event": f"{reverse('queue')}?{urlencode({'q': event.pk})}",
+        **owner_panel(event=event, decisions=story.decisions, now=now),
     }
     return render(request, "exceptions/event.html", context)

@@ -149,7 +149,7 @@ def setup_workflow(sink_url: str) -> str:
         "shell",
         "-c",
         "from django.contrib.auth import get_user_model; "
-        "from workflows.services.definitions import membership_start, team_create; "
+        "from workflows.services.teams import membership_start, team_create; "
         "team = team_create(slug='bench-team', name='Bench', actor=None); "
         "person = get_user_model().objects.create(username='bench-owner'); "
         "membership_start(user=person, team=team, role='member', actor=None)",

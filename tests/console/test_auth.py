@@ -116,7 +116,13 @@ def test_overview_counts_the_queue_views_and_recent_events(
     response = client.get("/")
     html = response.content.decode()
     counts = {view.name: view.count for view in response.context["queue"]}
-    assert counts == {"My open": 1, "Unassigned": 1, "Breached SLA": 0, "All open": 2}
+    assert counts == {
+        "My open": 1,
+        "Unassigned": 1,
+        "No owner": 0,
+        "Breached SLA": 0,
+        "All open": 2,
+    }
     assert 'owner=me">My open</a>' in html
     assert "Events, last 24 hours" in html
     with django_assert_max_num_queries(25):

@@ -1,4 +1,4 @@
-"""Writes of configuration: teams, memberships and workflow definitions, each audited."""
+"""Writes of workflow definitions, each load audited (teams and memberships: services.teams)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.utils import timezone
 
 from audit.actors import actor_label
 from audit.canonical import canonical_hash
@@ -21,56 +20,13 @@ from workflows.definitions import (
     Problem,
     parse_definition,
 )
-from workflows.models import Membership, Team, Workflow, WorkflowVersion
+from workflows.models import Team, Workflow, WorkflowVersion
+from workflows.services.ownership import ownership_follow_load
 
 
 def new_signing_secret() -> str:
     """A Standard Webhooks secret: "whsec_" and base64 of 24 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-@transaction.atomic
-def team_create(*, slug: str, name: str, actor: Any) -> Team:
-    team = Team(slug=slug, name=name)
-    team.full_clean()
-    team.save()
-    audit_record(actor=actor, action="team.create", target=team, after={"slug": slug, "name": name})
-    return team
-
-
-@transaction.atomic
-def membership_start(*, user: Any, team: Team, role: str, actor: Any) -> Membership:
-    """Put a person on a team; an open membership on the same team is ended first."""
-    now = timezone.now()
-    current = Membership.objects.filter(user=user, team=team, valid_to__isnull=True).first()
-    if current is not None:
-        if current.role == role:
-            return current
-        membership_end(membership=current, actor=actor, at=now)
-    membership = Membership(user=user, team=team, role=role, valid_from=now)
-    membership.full_clean()
-    membership.save()
-    audit_record(
-        actor=actor,
-        action="membership.start",
-        target=membership,
-        after={"user": user.get_username(), "team": team.slug, "role": role},
-    )
-    return membership
-
-
-@transaction.atomic
-def membership_end(*, membership: Membership, actor: Any, at: Any = None) -> Membership:
-    membership.valid_to = at or timezone.now()
-    membership.save(update_fields=["valid_to"])
-    audit_record(
-        actor=actor,
-        action="membership.end",
-        target=membership,
-        before={"user": membership.user.get_username(), "team": membership.team.slug},
-        after={"valid_to": membership.valid_to},
-    )
-    return membership
 
 
 def known_owners() -> Owners:
@@ -85,15 +41,17 @@ class LoadResult:
     workflow: Workflow
     version: WorkflowVersion
     status: str  # "created", "new_version", "unchanged" or "reactivated"
+    ownership: str = ""  # what the load did to the workflow's ownership, if it is news
 
     def describe(self) -> str:
         slug, number = self.workflow.slug, self.version.number
-        return {
+        said = {
             "created": f"{slug}: created, version {number}",
             "new_version": f"{slug}: changed, now version {number}",
             "unchanged": f"{slug}: unchanged, still version {number}",
             "reactivated": f"{slug}: same content as version {number}, which is current again",
         }[self.status]
+        return f"{said}; {self.ownership}" if self.ownership else said
 
 
 @transaction.atomic
@@ -137,8 +95,8 @@ def _load_one(
     previous = workflow.current_version
     same = WorkflowVersion.objects.filter(workflow=workflow, content_hash=digest).first()
     if same is not None and previous is not None and same.pk == previous.pk:
-        return LoadResult(workflow, same, "unchanged")
-    if same is not None:
+        version, status = same, "unchanged"
+    elif same is not None:
         version, status = same, "reactivated"
     else:
         last = workflow.versions.order_by("-number").first()
@@ -151,18 +109,26 @@ def _load_one(
             created_by=actor_label(actor),
         )
         status = "created" if created else "new_version"
-    workflow.current_version = version
-    workflow.name = definition["name"]
-    workflow.save(update_fields=["current_version", "name"])
-    audit_record(
+    if status != "unchanged":
+        workflow.current_version = version
+        workflow.name = definition["name"]
+        workflow.save(update_fields=["current_version", "name"])
+        audit_record(
+            actor=actor,
+            action={
+                "created": "workflow.create",
+                "new_version": "workflow.version_create",
+                "reactivated": "workflow.version_activate",
+            }[status],
+            target=workflow,
+            before={"version": previous.number} if previous else None,
+            after={"version": version.number, "content_hash": digest, "file": filename},
+        )
+    ownership = ownership_follow_load(
+        workflow=workflow,
+        previous=previous,
+        version=version,
+        new_version=status in ("created", "new_version"),
         actor=actor,
-        action={
-            "created": "workflow.create",
-            "new_version": "workflow.version_create",
-            "reactivated": "workflow.version_activate",
-        }[status],
-        target=workflow,
-        before={"version": previous.number} if previous else None,
-        after={"version": version.number, "content_hash": digest, "file": filename},
     )
-    return LoadResult(workflow, version, status)
+    return LoadResult(workflow, version, status, ownership)

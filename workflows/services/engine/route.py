@@ -7,17 +7,27 @@ from typing import Any
 
 from workflows.models import Step, Team
 from workflows.owners import owner_find
-from workflows.rules import CompiledWorkflow, Rule, RuleResult, evaluate, inputs_read
+from workflows.ownership import FROM_VERSION, OwnerLines
+from workflows.rules import Rule, RuleResult, evaluate, inputs_read
 from workflows.selectors import active_members
 from workflows.services.engine.run import Run
 from workflows.services.engine.wording import as_json, because, literal
 
 
 class OwnerDirectory:
-    """Who can own work right now, looked up once per batch."""
+    """Who can own work right now, and each workflow's owner lines, looked up once per batch."""
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[Any, str]] = {}
+        self._lines: dict[tuple[int, int], OwnerLines] = {}
+
+    def lines(self, run: Run) -> OwnerLines:
+        """The run's workflow's owner lines in force (the ownership record, else the version's)."""
+        key = (run.event.workflow_id, run.compiled.version_number)
+        if key not in self._lines:
+            self._lines[key] = run.owner_lines()
+        run.lines = self._lines[key]
+        return run.lines
 
     def check(self, ref: str, at: datetime) -> tuple[Any, str]:
         """(owner, problem): the Team or user and "" if they can take work, else why not."""
@@ -53,6 +63,7 @@ def evaluate_condition(rule: Rule, *, payload: Any, context: dict[str, Any]) -> 
 def route_step(run: Run, owners: OwnerDirectory) -> bool:
     event, compiled = run.event, run.compiled
     version = compiled.version_number
+    lines = owners.lines(run)
     matched_rule = ""
     inputs: dict[str, Any] = {}
     for route in compiled.routes:
@@ -67,16 +78,21 @@ def route_step(run: Run, owners: OwnerDirectory) -> bool:
             break
     else:
         inputs = {}
-        target = compiled.owner
+        target = lines.owner
         sentence = f"No route matched; routed to the workflow owner {target} (v{version})"
 
-    owner, chosen, fallback_used, notes = _available_owner(compiled, owners, target, run.now)
+    owner, chosen, fallback_used, notes = _available_owner(lines, owners, target, run.now)
     explanation = sentence + (". " + "; ".join(notes) if notes else "")
+    used_lines = not matched_rule or bool(notes)
+    if used_lines and lines.source != FROM_VERSION and lines.lines_differ_from(compiled):
+        # The definition says otherwise: say whose owner lines these are.
+        explanation += f" (owner lines {lines.describe()})"
     result = {
         "route": matched_rule,
         "matched_owner": target,
         "owner": chosen if owner is not None else None,
         "fallback": fallback_used,
+        "ownership": lines.record_id,
     }
     run.decide(
         step=Step.ROUTE,
@@ -100,14 +116,14 @@ def route_step(run: Run, owners: OwnerDirectory) -> bool:
 
 
 def _available_owner(
-    compiled: CompiledWorkflow, owners: OwnerDirectory, target: str, at: datetime
+    lines: OwnerLines, owners: OwnerDirectory, target: str, at: datetime
 ) -> tuple[Any, str, int, list[str]]:
     """(owner or None, its reference, fallback position used or 0, what was passed over and why)."""
     owner, problem = owners.check(target, at)
     if not problem:
         return owner, target, 0, []
     notes = [f"Owner {target} {problem}"]
-    chain = compiled.fallback_owners
+    chain = lines.fallback_owners
     for position, candidate in enumerate(chain, start=1):
         owner, candidate_problem = owners.check(candidate, at)
         if not candidate_problem:

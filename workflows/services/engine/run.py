@@ -17,6 +17,7 @@ from django.utils import timezone
 from workflows.delivery import WebhookRequest, WebhookResult
 from workflows.models import Decision, Event, EventState, Outcome
 from workflows.owners import owner_find, owner_ref
+from workflows.ownership import OwnerLines, owner_lines_at
 from workflows.rules import CompiledWorkflow, Rule, RuleResult
 from workflows.services.engine.wording import as_json
 from workflows.signals import attention_needed
@@ -56,6 +57,16 @@ class Run:
     # Set after a 2xx when the workflow waits for confirmation: settled inside the write, where
     # a callback that overtook the 2xx is visible.
     awaiting_confirmation: WebhookResult | None = None
+    # The workflow's owner lines in force at `now`, read once (the batch may share them).
+    lines: OwnerLines | None = None
+
+    def owner_lines(self) -> OwnerLines:
+        """The workflow's owner team and fallback chain in force when this run started."""
+        if self.lines is None:
+            self.lines = owner_lines_at(
+                workflow_id=self.event.workflow_id, compiled=self.compiled, at=self.now
+            )
+        return self.lines
 
     def decide(
         self,
@@ -110,7 +121,7 @@ class Run:
         self.needs_attention(
             reason_code="rule_error",
             detail=f"Rule {rule.name} failed: {outcome.error}",
-            owner=current_owner(self.event, self.compiled),
+            owner=self.event.owner_user or self.event.owner_team or workflow_owner(self),
             fingerprint_key=outcome.error_class or "error",
         )
 
@@ -122,13 +133,17 @@ def send_attention(runs: Iterable[Run]) -> None:
             attention_needed.send(sender=Event, event=run.event, **kwargs)
 
 
-def workflow_owner(compiled: CompiledWorkflow) -> Any:
-    return owner_find(compiled.owner)
+def workflow_owner(run: Run) -> Any:
+    """The workflow's owner team in force (the ownership record, else the version's)."""
+    return owner_find(run.owner_lines().owner)
 
 
 def current_owner(event: Event, compiled: CompiledWorkflow) -> Any:
-    """Whoever routing chose, or the workflow's owner before routing has run."""
-    return event.owner_user or event.owner_team or workflow_owner(compiled)
+    """Whoever routing chose, or the workflow's owner in force before routing has run."""
+    if event.owner_user is not None or event.owner_team is not None:
+        return event.owner_user or event.owner_team
+    lines = owner_lines_at(workflow_id=event.workflow_id, compiled=compiled, at=timezone.now())
+    return owner_find(lines.owner)
 
 
 def owner_label(event: Event) -> str:

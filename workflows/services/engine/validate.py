@@ -72,7 +72,7 @@ def validate_step(run: Run) -> bool:
         run.needs_attention(
             reason_code="validation_failed",
             detail=sentence,
-            owner=workflow_owner(run.compiled),
+            owner=workflow_owner(run),
             fingerprint_key=problems[0].path,
         )
         return False

@@ -1,0 +1,94 @@
+"""Reason codes can be retired; who may reassign any case and see the gaps radar; email
+preferences; the escalation steps a breached case has taken."""
+
+import django.db.models.deletion
+import django.utils.timezone
+from django.conf import settings
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("exceptions", "0006_processing_error_reason"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.AlterModelOptions(
+            name="exceptioncase",
+            options={
+                "permissions": [
+                    ("triage_exceptioncase", "Can triage exception cases"),
+                    ("reassign_exceptioncase", "Can reassign any exception case"),
+                    ("view_ownership_gaps", "Can see the ownership gaps radar"),
+                ]
+            },
+        ),
+        migrations.AddField(
+            model_name="reasoncode",
+            name="active",
+            field=models.BooleanField(db_default=True, default=True),
+        ),
+        migrations.CreateModel(
+            name="NotificationPreference",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("email", models.BooleanField(default=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notification_preference",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+            ],
+        ),
+        migrations.CreateModel(
+            name="CaseEscalation",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "level",
+                    models.CharField(
+                        choices=[
+                            ("breach", "Breach notice to the owner"),
+                            ("leads", "Escalated to the team's leads"),
+                            ("fallback", "Escalated to the first fallback team"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("deadline", models.DateTimeField()),
+                ("recipients", models.JSONField(default=list)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="escalations",
+                        to="exceptions.exceptioncase",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["case", "created_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("case", "level", "deadline"), name="escalation_once_per_deadline"
+                    )
+                ],
+            },
+        ),
+    ]
