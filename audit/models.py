@@ -66,3 +66,23 @@ class AuditEntry(models.Model):
     @property
     def is_sealed(self) -> bool:
         return self.seq is not None
+
+
+class ChainCheck(models.Model):
+    """One run of the verifier (periodic or on demand): what it found, kept as a log."""
+
+    checked_at = models.DateTimeField()
+    ok = models.BooleanField()
+    entries = models.BigIntegerField(default=0)
+    head_seq = models.BigIntegerField(null=True, blank=True)
+    head_hash = models.CharField(max_length=64, blank=True)
+    # Whether a head kept outside the table was compared, and what was wrong, if anything.
+    head_checked = models.BooleanField(default=False)
+    broken_seq = models.BigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-checked_at"], name="audit_check_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"chain check at {self.checked_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'BROKEN'}"

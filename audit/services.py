@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 from typing import Any, cast
 
 from django.conf import settings
@@ -13,7 +15,11 @@ from django.utils import timezone
 from audit.actors import SYSTEM, Actor, actor_for_user
 from audit.chain import GENESIS_HASH, entry_hash
 from audit.context import current_request_id
-from audit.models import AuditEntry
+from audit.head import HeadInvalid, HeadMismatch, current_head, head_advance, head_file
+from audit.models import AuditEntry, ChainCheck
+from audit.verification import verify_chain, verify_head
+
+logger = logging.getLogger(__name__)
 
 # pg_try_advisory_xact_lock key: "one sealer at a time" across every process.
 SEAL_LOCK_KEY = 0x48414E44  # "HAND"
@@ -110,7 +116,23 @@ def audit_seal(*, batch_size: int | None = None) -> int:
         entry.sealed_at = sealed_at
         prev_hash = entry.hash
     AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash", "sealed_at"])
+    transaction.on_commit(audit_head_keep, robust=True)
     return len(pending)
+
+
+def audit_head_keep() -> None:
+    """Move the head kept outside the table (AUDIT_HEAD_FILE) to the newest sealed entry.
+
+    A recorded head the table no longer holds is left as it is, and said loudly: the periodic
+    check raises the alarm, and the file keeps the evidence.
+    """
+    path, head = head_file(), current_head()
+    if path is None or head is None:
+        return
+    try:
+        head_advance(path, head)
+    except (HeadInvalid, HeadMismatch) as exc:
+        logger.error("audit chain head not moved on: %s", exc)
 
 
 def audit_seal_pending(*, max_batches: int = 100) -> int:
@@ -122,3 +144,29 @@ def audit_seal_pending(*, max_batches: int = 100) -> int:
             break
         total += sealed
     return total
+
+
+def audit_chain_check(*, head_path: Path | None = None) -> ChainCheck:
+    """Verify the whole chain, and the head kept outside it; record what was found.
+
+    head_path defaults to AUDIT_HEAD_FILE. The check is a log row, not an audit entry: the
+    machine checking itself changes no state anyone acted on.
+    """
+    path = head_path if head_path is not None else head_file()
+    report = verify_chain()
+    problem = report.problem
+    if problem:
+        problem = f"entry #{report.broken_entry_id} (seq {report.broken_seq}): {problem}"
+    elif path is not None:
+        problem = verify_head(path)
+    head = current_head()
+    return ChainCheck.objects.create(
+        checked_at=timezone.now(),
+        ok=not problem,
+        entries=report.checked,
+        head_seq=head.seq if head else None,
+        head_hash=head.hash if head else "",
+        head_checked=path is not None,
+        broken_seq=report.broken_seq,
+        problem=problem,
+    )

@@ -65,15 +65,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: 503 naming whichever of the database and the broker cannot be reached.
 
-    The sweeper's last run is reported beside them and flagged when stale, without failing the
-    check: this process can serve requests; what stopped is beat, elsewhere.
+    The sweeper's last run and the audit chain's last check are reported beside them and
+    flagged when stale or broken, without failing the check: this process can serve requests;
+    what stopped is beat, elsewhere, and a broken chain needs a person, not a restart.
     """
     checks = {"database": health.check_database(), "broker": health.check_broker()}
     failing = [name for name, result in checks.items() if result != "ok"]
-    sweeper = health.check_sweeper()
-    details = {"checks": checks, "sweeper": sweeper, "warnings": []}
-    if not sweeper.startswith("ok"):
-        details["warnings"] = ["sweeper"]
+    sweeper, chain = health.check_sweeper(), health.check_audit_chain()
+    details = {"checks": checks, "sweeper": sweeper, "audit_chain": chain, "warnings": []}
+    watched = (("sweeper", sweeper), ("audit_chain", chain))
+    details["warnings"] = [name for name, text in watched if not text.startswith("ok")]
     if failing:
         return JsonResponse({"status": "unavailable", "failing": failing, **details}, status=503)
     return JsonResponse({"status": "ok", **details})
