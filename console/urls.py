@@ -21,6 +21,8 @@ urlpatterns = [
         "admin/login/",
         login_not_required(RedirectView.as_view(pattern_name="login", query_string=True)),
     ),
+    # Before admin.site.urls, so a person changing their own password leaves an entry.
+    path("admin/password_change/", views.admin_password_change, name="admin-password-change"),
     path("admin/", admin.site.urls),
 ]
 

@@ -65,6 +65,9 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
+    # First: its createsuperuser, changepassword and axes_reset* put what they do on the audit
+    # trail, and of commands with one name the earliest app's wins.
+    "console",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -77,7 +80,6 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "csp",
-    "console",
     "audit",
     "workflows",
     "exceptions",
