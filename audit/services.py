@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor, actor_for_user
 from audit.chain import GENESIS_HASH, entry_hash
-from audit.context import current_request_id
+from audit.context import current_approval_id, current_request_id
 from audit.head import HeadInvalid, HeadMismatch, current_head, head_advance, head_file
 from audit.models import AuditEntry, ChainCheck
 from audit.verification import verify_chain, verify_head
@@ -48,11 +48,14 @@ def audit_record(
     reason: str = "",
     approval_id: int | None = None,
     request_id: str | None = None,
+    workflow: str | None = None,
 ) -> AuditEntry:
     """Append one entry; call it inside the transaction of the change it records.
 
     actor is a user, an audit.actors.Actor (an API token, the system), or None for the system.
-    target, when given, names the object (its model label and primary key).
+    target, when given, names the object (its model label and primary key) and, unless
+    `workflow` says otherwise, the workflow it belongs to. The request id and the approval being
+    carried out come from audit.context unless given.
     """
     if not connection.in_atomic_block:
         raise AuditOutsideTransaction(
@@ -68,6 +71,8 @@ def audit_record(
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or target.pk
+    if workflow is None:
+        workflow = _workflow_of(target)
     return AuditEntry.objects.create(
         created_at=now,
         actor_id=resolved.user_id,
@@ -82,8 +87,22 @@ def audit_record(
         after=_as_json(after),
         reason=reason,
         request_id=request_id if request_id is not None else current_request_id.get(),
-        approval_id=approval_id,
+        approval_id=approval_id if approval_id is not None else current_approval_id.get(),
+        workflow=workflow,
     )
+
+
+def _workflow_of(target: Any) -> str:
+    """The slug of the workflow a target belongs to: a workflow's own, or its `workflow`'s.
+
+    Read by shape, not by import: audit depends on nothing of ours.
+    """
+    if target is None:
+        return ""
+    if target._meta.label_lower == "workflows.workflow":
+        return str(target.slug)
+    related = getattr(target, "workflow", None)
+    return str(getattr(related, "slug", "") or "")
 
 
 @transaction.atomic

@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/logout/", views.logout_view, name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("", include("audit.urls")),
     path("", include("exceptions.urls")),
     path("api/v1/", api.urls),
     # One sign-in page for everything, so every sign-in is throttled and audited the same way.

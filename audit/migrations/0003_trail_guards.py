@@ -1,4 +1,5 @@
-"""Nobody shortens the trail quietly: TRUNCATE of the audit table is refused too.
+"""Nobody shortens the trail quietly: TRUNCATE of the audit table is refused too; the chain's
+checks are kept; entries name their workflow; auditors may read every entry.
 
 Row triggers do not fire on TRUNCATE, so the append-only trigger of 0002 never saw it. This
 statement trigger has no way around it for anyone: tests that must empty the database do it the
@@ -54,5 +55,37 @@ class Migration(migrations.Migration):
             options={
                 "indexes": [models.Index(fields=["-checked_at"], name="audit_check_recent_idx")],
             },
+        ),
+        migrations.AlterModelOptions(
+            name="auditentry",
+            options={
+                "permissions": [
+                    ("export_auditentry", "Can export the audit trail"),
+                    ("verify_auditentry", "Can verify the audit chain"),
+                    (
+                        "view_all_auditentry",
+                        "Can read every entry, not only those of objects one sees",
+                    ),
+                ],
+                "verbose_name": "audit entry",
+                "verbose_name_plural": "audit entries",
+            },
+        ),
+        migrations.AddField(
+            model_name="auditentry",
+            name="workflow",
+            field=models.CharField(blank=True, default="", max_length=64),
+        ),
+        migrations.AddIndex(
+            model_name="auditentry",
+            index=models.Index(fields=["workflow", "created_at"], name="audit_workflow_idx"),
+        ),
+        migrations.AddIndex(
+            model_name="auditentry",
+            index=models.Index(
+                condition=models.Q(("request_id", ""), _negated=True),
+                fields=["request_id"],
+                name="audit_request_idx",
+            ),
         ),
     ]
