@@ -34,6 +34,9 @@ def canonical(entry: AuditEntry) -> bytes:
         "request_id": entry.request_id,
         "approval_id": entry.approval_id,
     }
+    # Added later: only when set, so every entry sealed before it keeps its hash.
+    if entry.workflow:
+        document["workflow"] = entry.workflow
     return canonical_json(document)
 
 

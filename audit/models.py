@@ -33,6 +33,9 @@ class AuditEntry(models.Model):
     reason = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     approval_id = models.BigIntegerField(null=True, blank=True)
+    # The workflow the object belongs to (its slug), so the trail filters by workflow without
+    # reaching into the apps above. Empty for what belongs to none (people, roles).
+    workflow = models.CharField(max_length=64, blank=True, default="")
 
     seq = models.BigIntegerField(null=True, blank=True, unique=True)
     prev_hash = models.CharField(max_length=64, blank=True)
@@ -45,11 +48,16 @@ class AuditEntry(models.Model):
         permissions = [
             ("export_auditentry", "Can export the audit trail"),
             ("verify_auditentry", "Can verify the audit chain"),
+            ("view_all_auditentry", "Can read every entry, not only those of objects one sees"),
         ]
         indexes = [
             models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
             models.Index(fields=["created_at"], name="audit_created_idx"),
             models.Index(fields=["actor_label", "created_at"], name="audit_actor_idx"),
+            models.Index(fields=["workflow", "created_at"], name="audit_workflow_idx"),
+            models.Index(
+                fields=["request_id"], name="audit_request_idx", condition=~Q(request_id="")
+            ),
             # Keeps "what is left to seal" cheap however long the trail grows.
             models.Index(fields=["id"], name="audit_unsealed_idx", condition=Q(seq__isnull=True)),
         ]
@@ -66,3 +74,23 @@ class AuditEntry(models.Model):
     @property
     def is_sealed(self) -> bool:
         return self.seq is not None
+
+
+class ChainCheck(models.Model):
+    """One run of the verifier (periodic or on demand): what it found, kept as a log."""
+
+    checked_at = models.DateTimeField()
+    ok = models.BooleanField()
+    entries = models.BigIntegerField(default=0)
+    head_seq = models.BigIntegerField(null=True, blank=True)
+    head_hash = models.CharField(max_length=64, blank=True)
+    # Whether a head kept outside the table was compared, and what was wrong, if anything.
+    head_checked = models.BooleanField(default=False)
+    broken_seq = models.BigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-checked_at"], name="audit_check_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"chain check at {self.checked_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'BROKEN'}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 from typing import Any, cast
 
 from django.conf import settings
@@ -12,8 +14,12 @@ from django.utils import timezone
 
 from audit.actors import SYSTEM, Actor, actor_for_user
 from audit.chain import GENESIS_HASH, entry_hash
-from audit.context import current_request_id
-from audit.models import AuditEntry
+from audit.context import current_approval_id, current_request_id
+from audit.head import HeadInvalid, HeadMismatch, current_head, head_advance, head_file
+from audit.models import AuditEntry, ChainCheck
+from audit.verification import verify_chain, verify_head
+
+logger = logging.getLogger(__name__)
 
 # pg_try_advisory_xact_lock key: "one sealer at a time" across every process.
 SEAL_LOCK_KEY = 0x48414E44  # "HAND"
@@ -42,11 +48,14 @@ def audit_record(
     reason: str = "",
     approval_id: int | None = None,
     request_id: str | None = None,
+    workflow: str | None = None,
 ) -> AuditEntry:
     """Append one entry; call it inside the transaction of the change it records.
 
     actor is a user, an audit.actors.Actor (an API token, the system), or None for the system.
-    target, when given, names the object (its model label and primary key).
+    target, when given, names the object (its model label and primary key) and, unless
+    `workflow` says otherwise, the workflow it belongs to. The request id and the approval being
+    carried out come from audit.context unless given.
     """
     if not connection.in_atomic_block:
         raise AuditOutsideTransaction(
@@ -62,6 +71,8 @@ def audit_record(
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or target.pk
+    if workflow is None:
+        workflow = _workflow_of(target)
     return AuditEntry.objects.create(
         created_at=now,
         actor_id=resolved.user_id,
@@ -76,8 +87,22 @@ def audit_record(
         after=_as_json(after),
         reason=reason,
         request_id=request_id if request_id is not None else current_request_id.get(),
-        approval_id=approval_id,
+        approval_id=approval_id if approval_id is not None else current_approval_id.get(),
+        workflow=workflow,
     )
+
+
+def _workflow_of(target: Any) -> str:
+    """The slug of the workflow a target belongs to: a workflow's own, or its `workflow`'s.
+
+    Read by shape, not by import: audit depends on nothing of ours.
+    """
+    if target is None:
+        return ""
+    if target._meta.label_lower == "workflows.workflow":
+        return str(target.slug)
+    related = getattr(target, "workflow", None)
+    return str(getattr(related, "slug", "") or "")
 
 
 @transaction.atomic
@@ -110,7 +135,23 @@ def audit_seal(*, batch_size: int | None = None) -> int:
         entry.sealed_at = sealed_at
         prev_hash = entry.hash
     AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash", "sealed_at"])
+    transaction.on_commit(audit_head_keep, robust=True)
     return len(pending)
+
+
+def audit_head_keep() -> None:
+    """Move the head kept outside the table (AUDIT_HEAD_FILE) to the newest sealed entry.
+
+    A recorded head the table no longer holds is left as it is, and said loudly: the periodic
+    check raises the alarm, and the file keeps the evidence.
+    """
+    path, head = head_file(), current_head()
+    if path is None or head is None:
+        return
+    try:
+        head_advance(path, head)
+    except (HeadInvalid, HeadMismatch) as exc:
+        logger.error("audit chain head not moved on: %s", exc)
 
 
 def audit_seal_pending(*, max_batches: int = 100) -> int:
@@ -122,3 +163,29 @@ def audit_seal_pending(*, max_batches: int = 100) -> int:
             break
         total += sealed
     return total
+
+
+def audit_chain_check(*, head_path: Path | None = None) -> ChainCheck:
+    """Verify the whole chain, and the head kept outside it; record what was found.
+
+    head_path defaults to AUDIT_HEAD_FILE. The check is a log row, not an audit entry: the
+    machine checking itself changes no state anyone acted on.
+    """
+    path = head_path if head_path is not None else head_file()
+    report = verify_chain()
+    problem = report.problem
+    if problem:
+        problem = f"entry #{report.broken_entry_id} (seq {report.broken_seq}): {problem}"
+    elif path is not None:
+        problem = verify_head(path)
+    head = current_head()
+    return ChainCheck.objects.create(
+        checked_at=timezone.now(),
+        ok=not problem,
+        entries=report.checked,
+        head_seq=head.seq if head else None,
+        head_hash=head.hash if head else "",
+        head_checked=path is not None,
+        broken_seq=report.broken_seq,
+        problem=problem,
+    )

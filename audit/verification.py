@@ -1,10 +1,12 @@
-"""Walking the chain: the first entry that does not verify, if any."""
+"""Walking the chain: the first entry that does not verify, if any; and the head kept outside."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from audit.chain import GENESIS_HASH, entry_hash
+from audit.head import HeadInvalid, head_problem, head_read
 from audit.models import AuditEntry
 
 
@@ -42,3 +44,15 @@ def verify_chain(*, chunk_size: int = 2000) -> ChainReport:
         expected_seq += 1
         prev_hash = entry.hash
     return ChainReport(checked, unsealed)
+
+
+def verify_head(path: Path) -> str:
+    """Why the table no longer holds the chain the head file names; "" if it does (or no file)."""
+    try:
+        recorded = head_read(path)
+    except HeadInvalid as exc:
+        return f"head file {path}: {exc}"
+    if recorded is None:
+        return ""
+    problem = head_problem(recorded)
+    return f"head file {path}: {problem}" if problem else ""

@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from audit.models import ChainCheck
 from workflows.models import Heartbeat
 from workflows.services.heartbeats import SWEEP
 
@@ -57,6 +58,25 @@ def check_sweeper() -> str:
     return f"ok ({when})"
 
 
+def check_audit_chain() -> str:
+    """ "ok (...)", "BROKEN: ..." when the last check of the chain failed, or "stale: ..."."""
+    try:
+        last = ChainCheck.objects.order_by("-checked_at", "-id").first()
+    except Exception as exc:  # as for the sweeper: the database check reports the database
+        return f"unknown: {exc.__class__.__name__}"
+    if last is None:
+        interval = settings.AUDIT_VERIFY_INTERVAL_SECONDS
+        return f"ok (not checked yet: beat walks the chain every {interval} s)"
+    when = f"checked {timesince(last.checked_at)} ago"
+    if not last.ok:
+        return f"BROKEN: {last.problem} ({when})"
+    age = (timezone.now() - last.checked_at).total_seconds()
+    if age > 2 * settings.AUDIT_VERIFY_INTERVAL_SECONDS:
+        return f"stale: last {when}; is Celery beat running?"
+    head = f", head seq {last.head_seq}" if last.head_seq else ""
+    return f"ok ({last.entries} entries verified{head}, {when})"
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -66,6 +86,11 @@ class Check:
     def ok(self) -> bool:
         return self.text == "ok" or self.text.startswith("ok (")
 
+    @property
+    def alarm(self) -> bool:
+        """Evidence of tampering, not an outage: said at the top of the page, in red."""
+        return self.text.startswith("BROKEN")
+
 
 def system_checks() -> list[Check]:
     """What the overview's System panel shows."""
@@ -73,4 +98,5 @@ def system_checks() -> list[Check]:
         Check("database", check_database()),
         Check("broker", check_broker()),
         Check("sweeper", check_sweeper()),
+        Check("audit chain", check_audit_chain()),
     ]

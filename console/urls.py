@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/logout/", views.logout_view, name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("", include("audit.urls")),
     path("", include("exceptions.urls")),
     path("api/v1/", api.urls),
     # One sign-in page for everything, so every sign-in is throttled and audited the same way.
@@ -21,6 +22,8 @@ urlpatterns = [
         "admin/login/",
         login_not_required(RedirectView.as_view(pattern_name="login", query_string=True)),
     ),
+    # Before admin.site.urls, so a person changing their own password leaves an entry.
+    path("admin/password_change/", views.admin_password_change, name="admin-password-change"),
     path("admin/", admin.site.urls),
 ]
 

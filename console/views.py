@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -12,7 +16,15 @@ from django.views.decorators.http import require_GET, require_POST
 from audit import selectors as audit_selectors
 from console import health
 from console import selectors as console_selectors
-from console.services import session_login, session_logout
+from console.services import (
+    password_change_recorded,
+    session_login,
+    session_login_failed,
+    session_logout,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 @require_GET
@@ -40,8 +52,27 @@ class LoginView(auth_views.LoginView):
         session_login(request=self.request, user=form.get_user())
         return HttpResponseRedirect(self.get_success_url())
 
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        username = str(form.data.get("username", ""))[:150]
+        if username:
+            session_login_failed(request=self.request, username=username)
+        return super().form_invalid(form)
+
 
 login_view = login_not_required(LoginView.as_view())
+
+
+@login_required
+def admin_password_change(request: HttpRequest) -> HttpResponse:
+    """The admin's "change my password" page, with the change on the audit trail."""
+    user = cast("User", request.user)  # login_required: a person
+    with transaction.atomic():
+        before = user.password
+        response = admin.site.admin_view(admin.site.password_change)(request)
+        # The form sets the new password on this same user object.
+        if user.password != before:
+            password_change_recorded(actor=user, target=user, reason="admin")
+    return response
 
 
 @require_POST
@@ -65,15 +96,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: 503 naming whichever of the database and the broker cannot be reached.
 
-    The sweeper's last run is reported beside them and flagged when stale, without failing the
-    check: this process can serve requests; what stopped is beat, elsewhere.
+    The sweeper's last run and the audit chain's last check are reported beside them and
+    flagged when stale or broken, without failing the check: this process can serve requests;
+    what stopped is beat, elsewhere, and a broken chain needs a person, not a restart.
     """
     checks = {"database": health.check_database(), "broker": health.check_broker()}
     failing = [name for name, result in checks.items() if result != "ok"]
-    sweeper = health.check_sweeper()
-    details = {"checks": checks, "sweeper": sweeper, "warnings": []}
-    if not sweeper.startswith("ok"):
-        details["warnings"] = ["sweeper"]
+    sweeper, chain = health.check_sweeper(), health.check_audit_chain()
+    details = {"checks": checks, "sweeper": sweeper, "audit_chain": chain, "warnings": []}
+    watched = (("sweeper", sweeper), ("audit_chain", chain))
+    details["warnings"] = [name for name, text in watched if not text.startswith("ok")]
     if failing:
         return JsonResponse({"status": "unavailable", "failing": failing, **details}, status=503)
     return JsonResponse({"status": "ok", **details})

@@ -1,11 +1,46 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import AbstractUser
+from pytest_django import DjangoDbBlocker
 
 from tests.factories import UserFactory
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
+    """With HANDOFF_TEST_APP_ROLE set, every test statement runs as the application's
+    production role: the README's grants are applied to the test database, then each
+    connection assumes that role (Django's assume_role). The session stays the owner's, so
+    the suite's flush and tests playing a superuser intruder step out on purpose
+    (tests/support/superuser.py); nothing else can."""
+    role = os.environ.get("HANDOFF_TEST_APP_ROLE")
+    if not role:
+        yield
+        return
+    from django.conf import settings
+    from django.db import connection, connections
+
+    from console.db_roles import app_role_grants
+
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            for statement in app_role_grants(role, connection=connection):
+                cursor.execute(statement)
+        for alias in connections:
+            options = connections[alias].settings_dict.setdefault("OPTIONS", {})
+            options["assume_role"] = role
+            settings.DATABASES[alias].setdefault("OPTIONS", {})["assume_role"] = role
+            connections[alias].close()
+    yield
+    # The owner drops the test database at the end, not the role.
+    for alias in connections:
+        connections[alias].settings_dict["OPTIONS"].pop("assume_role", None)
+        settings.DATABASES[alias]["OPTIONS"].pop("assume_role", None)
+        connections[alias].close()
 
 
 @pytest.fixture

@@ -65,6 +65,9 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
+    # First: its createsuperuser, changepassword and axes_reset* put what they do on the audit
+    # trail, and of commands with one name the earliest app's wins.
+    "console",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -77,7 +80,6 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "csp",
-    "console",
     "audit",
     "workflows",
     "exceptions",
@@ -196,6 +198,10 @@ HANDOFF_SWEEP_STALE_SECONDS = env_int(
     "HANDOFF_SWEEP_STALE_SECONDS", max(60, 10 * HANDOFF_SWEEP_INTERVAL_SECONDS)
 )
 
+# How often beat walks the whole chain and checks the head file; a check older than twice this
+# shows as stale on the overview and in /readyz.
+AUDIT_VERIFY_INTERVAL_SECONDS = env_int("AUDIT_VERIFY_INTERVAL_SECONDS", 900)
+
 # Celery: the database is the truth, a message carries only ids (DESIGN.md section 5).
 CELERY_TASK_HARD_TIME_LIMIT = env_int("CELERY_TASK_HARD_TIME_LIMIT", 300)
 CELERY = {
@@ -229,6 +235,11 @@ CELERY = {
             "task": "audit.seal",
             "schedule": float(env_int("AUDIT_SEAL_INTERVAL_SECONDS", 2)),
             "options": {"queue": "audit", "expires": 10},
+        },
+        "audit-verify": {
+            "task": "audit.verify",
+            "schedule": float(AUDIT_VERIFY_INTERVAL_SECONDS),
+            "options": {"queue": "audit", "expires": 600},
         },
         # Re-enqueues due events and takes back claims of workers that died.
         "workflows-sweep": {
@@ -282,6 +293,10 @@ HANDOFF_MAX_DEFINITION_BYTES = env_int("HANDOFF_MAX_DEFINITION_BYTES", 256 * 102
 HANDOFF_RULE_COST_BUDGET = env_int("HANDOFF_RULE_COST_BUDGET", 20_000_000)
 
 AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
+# The chain head kept outside the table (audit/head.py): the file the sealer moves forward after
+# every seal ("" keeps none), and the key of its HMAC (derived from SECRET_KEY when empty).
+AUDIT_HEAD_FILE = os.environ.get("AUDIT_HEAD_FILE", str(DATA_DIR / "audit-head.json"))
+AUDIT_HEAD_KEY = os.environ.get("AUDIT_HEAD_KEY", "")
 
 # A bulk job whose chunks stopped committing this long ago is sent to the workers again.
 HANDOFF_BULK_STALL_SECONDS = env_int("HANDOFF_BULK_STALL_SECONDS", 60)

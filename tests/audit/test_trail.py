@@ -11,6 +11,7 @@ from audit.context import current_request_id
 from audit.models import AuditEntry
 from audit.services import AuditOutsideTransaction, audit_record, audit_seal_pending
 from audit.verification import verify_chain
+from tests.support.superuser import as_owner, triggers_off
 
 pytestmark = pytest.mark.django_db
 
@@ -27,9 +28,10 @@ def record(n: int = 1, **fields: object) -> list[AuditEntry]:
 
 def test_update_of_an_entry_is_refused_by_the_database() -> None:
     (entry,) = record()
-    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+    with as_owner(), pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
         AuditEntry.objects.filter(pk=entry.pk).update(action="test.other")
     with (
+        as_owner(),
         pytest.raises(IntegrityError, match="append-only"),
         transaction.atomic(),
         connection.cursor() as cursor,
@@ -42,6 +44,7 @@ def test_update_of_an_entry_is_refused_by_the_database() -> None:
 def test_delete_of_an_entry_is_refused_by_the_database() -> None:
     (entry,) = record()
     with (
+        as_owner(),
         pytest.raises(IntegrityError, match="append-only"),
         transaction.atomic(),
         connection.cursor() as cursor,
@@ -60,7 +63,7 @@ def test_a_sealed_entry_cannot_be_sealed_again() -> None:
 
 def test_sealing_may_not_change_content_at_the_same_time() -> None:
     (entry,) = record()
-    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+    with as_owner(), pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
         AuditEntry.objects.filter(pk=entry.pk).update(seq=1, hash="a" * 64, action="forged")
 
 
@@ -136,13 +139,11 @@ def test_audit_verify_names_an_entry_altered_behind_the_triggers_back(capsys) ->
     assert "4 sealed entries verified" in capsys.readouterr().out
 
     victim = entries[2]
-    with connection.cursor() as cursor:
-        # A superuser can switch triggers off for a session; the chain still tells.
-        cursor.execute("SET LOCAL session_replication_role = replica")
+    # A superuser can switch triggers off for a session; the chain still tells.
+    with triggers_off() as cursor:
         cursor.execute(
             "UPDATE audit_auditentry SET reason = 'quietly edited' WHERE id = %s", [victim.pk]
         )
-        cursor.execute("SET LOCAL session_replication_role = origin")
 
     with pytest.raises(CommandError) as excinfo:
         call_command("audit_verify")
@@ -155,10 +156,8 @@ def test_audit_verify_names_an_entry_altered_behind_the_triggers_back(capsys) ->
 def test_audit_verify_names_the_entry_after_a_deleted_one() -> None:
     entries = record(3)
     audit_seal_pending()
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
+    with triggers_off() as cursor:
         cursor.execute("DELETE FROM audit_auditentry WHERE id = %s", [entries[1].pk])
-        cursor.execute("SET LOCAL session_replication_role = origin")
     report = verify_chain()
     assert report.broken_entry_id == entries[2].pk
     assert "sequence gap" in report.problem
