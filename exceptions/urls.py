@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from exceptions import views
+from exceptions.views import events as event_views
 
 urlpatterns = [
     path("queue/", views.queue, name="queue"),
@@ -16,4 +17,14 @@ urlpatterns = [
     path("exceptions/<int:pk>/preview/", views.case_preview, name="case-preview"),
     path("exceptions/<int:pk>/<str:action>/", views.case_action, name="case-action"),
     path("events/<int:pk>/", views.event_detail, name="event"),
+    path("events/", event_views.event_list, name="events"),
+    path(
+        "events/<int:pk>/retry/", event_views.event_action, {"action": "retry"}, name="event-retry"
+    ),
+    path(
+        "events/<int:pk>/replay/",
+        event_views.event_action,
+        {"action": "replay"},
+        name="event-replay",
+    ),
 ]

@@ -23,6 +23,7 @@ from exceptions.models import (
 )
 from exceptions.services import CaseActionRefused, CaseConflict
 from exceptions.views.base import TRIAGE, VIEW_CASES, HtmxHttpRequest
+from exceptions.views.events import event_page_offers
 from exceptions.views.queue import queue_params, render_results
 from workflows.models import Event
 from workflows.services.engine import event_dry_run
@@ -197,5 +198,6 @@ def event_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "now": timezone.now(),
         "can_triage": request.user.has_perm(TRIAGE),
         "queue_for_event": f"{reverse('queue')}?{urlencode({'q': event.pk})}",
+        **event_page_offers(request, event),
     }
     return render(request, "exceptions/event.html", context)
