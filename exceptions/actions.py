@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.utils.datastructures import MultiValueDict
 
 from exceptions import services
+from exceptions.event_forms import RecordOutcomeForm, outcome_params
 from exceptions.forms import (
     ActionForm,
     AssignForm,
@@ -189,6 +190,12 @@ def _reclassify(
     case_reclassify(case=case, actor=actor, code=params["code"], note=note, version=version)
 
 
+def _record_outcome(
+    *, case: ExceptionCase, actor: Any, version: int, note: str, params: Params
+) -> None:
+    services.case_record_outcome(case=case, actor=actor, version=version, note=note, **params)
+
+
 def _chosen(*names: str) -> Callable[[dict[str, Any], Any], Params]:
     """Params that are the chosen values themselves."""
     return lambda data, actor: {name: data[name] for name in names}
@@ -244,6 +251,11 @@ ACTIONS: dict[str, CaseAction] = {
             "reclassify", "Re-classify", ReclassifyForm, _reclassify,
             "Case {pk} re-classified.",
             params=lambda data, actor: {"code": data["code"].code},
+        ),
+        CaseAction(
+            "record_outcome", "Record the outcome (handled by hand)", RecordOutcomeForm,
+            _record_outcome, "Case {pk} resolved: the outcome you recorded closes its event.",
+            params=outcome_params, form_prefix="outcome",
         ),
     ]
 }  # fmt: skip

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -99,7 +100,12 @@ class QueuePage:
 def count_matching(queryset: QuerySet[Any]) -> tuple[int, bool]:
     """(count, is an estimate): exact up to EXACT_COUNT_LIMIT, the planner's estimate above."""
     capped = queryset.order_by().values("pk")[: EXACT_COUNT_LIMIT + 1]
-    sql, params = capped.query.sql_with_params()
+    try:
+        sql, params = capped.query.sql_with_params()
+    except EmptyResultSet:
+        # A filter naming nothing there is (an unknown workflow) makes an empty queryset,
+        # which has no SQL at all.
+        return 0, False
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM ({sql}) AS capped", params)  # noqa: S608
         (exact,) = cursor.fetchone()

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from exceptions import views
+from exceptions.views import events as event_views
 
 urlpatterns = [
     path("queue/", views.queue, name="queue"),
@@ -17,4 +18,14 @@ urlpatterns = [
     path("exceptions/<int:pk>/<str:action>/", views.case_action, name="case-action"),
     path("events/<int:pk>/", views.event_detail, name="event"),
     path("owners/", include("exceptions.owner_urls")),
+    path("events/", event_views.event_list, name="events"),
+    path(
+        "events/<int:pk>/retry/", event_views.event_action, {"action": "retry"}, name="event-retry"
+    ),
+    path(
+        "events/<int:pk>/replay/",
+        event_views.event_action,
+        {"action": "replay"},
+        name="event-replay",
+    ),
 ]

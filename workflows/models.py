@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from workflows.payload_search import PayloadWords
 
 
 class Team(models.Model):
@@ -257,6 +260,9 @@ class Event(models.Model):
             ),
             models.Index(fields=["workflow", "received_at"], name="event_workflow_recv_idx"),
             models.Index(fields=["state", "received_at"], name="event_state_recv_idx"),
+            # /events/: pages in received order from any cursor, and words of the payload.
+            models.Index("received_at", "id", name="event_received_idx"),
+            GinIndex(PayloadWords(), name="event_payload_search_idx"),
         ]
 
     def __str__(self) -> str:

@@ -32,6 +32,7 @@ from exceptions.services.closing import (
     case_retry,
     cases_wake_snoozed,
 )
+from exceptions.services.manual import case_record_outcome
 from exceptions.services.saved_views import saved_view_delete, saved_view_save
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "case_dismiss",
     "case_fingerprint",
     "case_open_or_join",
+    "case_record_outcome",
     "case_replay",
     "case_resolve",
     "case_retry",

@@ -24,6 +24,7 @@ from exceptions.models import (
 from exceptions.ownership import owner_panel
 from exceptions.services import CaseActionRefused, CaseConflict
 from exceptions.views.base import TRIAGE, VIEW_CASES, HtmxHttpRequest
+from exceptions.views.events import event_page_offers
 from exceptions.views.queue import queue_params, render_results
 from workflows.models import Event
 from workflows.rules import DefinitionCompileError
@@ -214,5 +215,6 @@ def event_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "can_triage": request.user.has_perm(TRIAGE),
         "queue_for_event": f"{reverse('queue')}?{urlencode({'q': event.pk})}",
         **owner_panel(event=event, decisions=story.decisions, now=now),
+        **event_page_offers(request, event),
     }
     return render(request, "exceptions/event.html", context)

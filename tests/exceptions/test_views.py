@@ -84,6 +84,15 @@ def test_filters_narrow_the_queue(signed_in, operator) -> None:
     assert ids(f"received_after={today}&received_before={today}") == {mine.pk, nobody.pk, late.pk}
 
 
+@pytest.mark.parametrize("query", ["workflow=no-such-flow", "reason=nothing", "team=nobody-team"])
+def test_a_filter_naming_nothing_there_is_shows_no_cases_not_an_error(signed_in, query) -> None:
+    factories.case()
+    response = signed_in.get(f"/queue/?{query}")
+    assert response.status_code == 200
+    assert case_ids(response) == []
+    assert '<strong class="num">0</strong> cases' in response.content.decode()
+
+
 def test_keyset_pages_walk_every_case_once_in_order(signed_in) -> None:
     made = [factories.case() for _ in range(7)]
     now = timezone.now()
