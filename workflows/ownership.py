@@ -24,7 +24,7 @@ from workflows.models import (
     WorkflowOwnership,
 )
 from workflows.owners import owner_username
-from workflows.rules import CompiledWorkflow, compiled_version
+from workflows.rules import CompiledWorkflow
 
 # No ownership row: the version's own definition names the owners.
 FROM_VERSION = "version"
@@ -187,9 +187,14 @@ def workflow_owner_at(*, workflow: Workflow, at: datetime) -> OwnerAt:
             "reason": record.reason,
         }
     elif workflow.current_version is not None and workflow.created_at <= at:
-        # Loaded before ownership was kept: the definition is the only record there is.
-        lines = owner_lines_at(
-            workflow_id=workflow.pk, compiled=compiled_version(workflow.current_version), at=at
+        # Loaded before ownership was kept: the definition is the only record there is. Read
+        # from the stored definition, not compiled: a version the engine can no longer compile
+        # still had an owner.
+        definition = workflow.current_version.definition
+        lines = OwnerLines(
+            owner=str(definition.get("owner") or ""),
+            fallback_owners=tuple(definition.get("fallback_owners") or ()),
+            source=FROM_VERSION,
         )
         rule = {"kind": "definition", "version": workflow.current_version.number}
     else:
