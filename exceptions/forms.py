@@ -135,7 +135,6 @@ class ReclassifyForm(ActionForm):
     note = note_field(required=True)
 
 
-
 class ReplayForm(ActionForm):
     run_version = forms.ChoiceField(
         label="Replay under", choices=RUN_VERSIONS, initial="original", widget=forms.RadioSelect
