@@ -9,7 +9,7 @@ import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -40,10 +40,13 @@ def view_query(params: QueryDict) -> str:
 def people_choices() -> list[tuple[str, str]]:
     """Everyone active, and everyone who left but still owns open cases, labelled as such (their
     cases must stay findable, to be handed on)."""
-    left_with_work = ExceptionCase.objects.filter(state__in=OPEN_STATES).values("owner_user")
+    # One index probe per person who left (case_owner_user_idx), not a scan of open cases.
+    left_with_work = Exists(
+        ExceptionCase.objects.filter(owner_user=OuterRef("pk"), state__in=OPEN_STATES)
+    )
     users = (
         get_user_model()
-        .objects.filter(Q(is_active=True) | Q(pk__in=left_with_work))
+        .objects.filter(Q(is_active=True) | (Q(is_active=False) & left_with_work))
         .order_by("-is_active", "username")
     )
     return [
@@ -54,8 +57,11 @@ def people_choices() -> list[tuple[str, str]]:
 
 def team_choices() -> list[tuple[str, str]]:
     """Active teams, and inactive ones that still hold open cases, labelled as such."""
-    with_work = ExceptionCase.objects.filter(state__in=OPEN_STATES).values("owner_team")
-    teams = Team.objects.filter(Q(active=True) | Q(pk__in=with_work)).order_by("-active", "name")
+    with_work = Exists(
+        ExceptionCase.objects.filter(owner_team=OuterRef("pk"), state__in=OPEN_STATES)
+    )
+    teams = Team.objects.filter(Q(active=True) | (Q(active=False) & with_work))
+    teams = teams.order_by("-active", "name")
     return [(t.slug, t.name + ("" if t.active else " (inactive)")) for t in teams]
 
 

@@ -44,8 +44,15 @@ class Gap:
     title: str
     explains: str
     items: list[GapItem] = field(default_factory=list)
-    count: int = 0  # what the gap counts (workflows, teams or cases)
-    unit: str = ""
+    count: int = 0  # what the gap counts (workflows, teams, cases or people)
+    unit: str = ""  # one of them, in the singular
+
+    @property
+    def counted(self) -> str:
+        """ "1 team", "47 cases", "2 people"."""
+        if self.count == 1:
+            return f"1 {self.unit}"
+        return f"{self.count} " + ("people" if self.unit == "person" else f"{self.unit}s")
 
     @property
     def since(self) -> datetime | None:
@@ -96,13 +103,13 @@ def workflow_gaps(owned: list[WorkflowLines], staffing: dict[str, Any]) -> tuple
         "workflow-owner",
         "Workflows whose owner team cannot take work",
         "Events that no route sends elsewhere fall back along the chain, or open no_owner cases.",
-        unit="workflows",
+        unit="workflow",
     )
     chains = Gap(
         "fallback-chain",
         "Empty or dead fallback chains",
         "When the owner cannot take work, nothing catches these workflows' events.",
-        unit="workflows",
+        unit="workflow",
     )
     for item in owned:
         url = reverse("owners-workflow", args=[item.workflow.slug])
@@ -130,7 +137,7 @@ def team_gap(staffing: dict[str, Any]) -> Gap:
         "empty-team",
         "Active teams with no active members",
         "Routing passes these teams over; whatever they own goes down the fallback chain.",
-        unit="teams",
+        unit="team",
     )
     for slug, (team, members, last_ended) in sorted(staffing.items()):
         if team.active and members == 0:
@@ -142,15 +149,19 @@ def team_gap(staffing: dict[str, Any]) -> Gap:
     return gap
 
 
-def _case_gap(
-    gap: Gap, rows: Any, label: Any, fix: Any, fix_label: str, by: str = "owner_user__username"
-) -> Gap:
+def _case_gap(gap: Gap, rows: Any, label: Any, fix: Any, fix_label: str) -> Gap:
+    """One item per person, most cases first, saying which teams' cases they hold."""
+    by = "owner_user__username"
     grouped = (
         rows.order_by().values(by).annotate(n=Count("id"), since=Min("opened_at")).order_by("-n")
     )
+    teams: dict[str, set[str]] = {}
+    for name, slug in rows.order_by().values_list(by, "owner_team__slug").distinct():
+        teams.setdefault(name, set()).add(slug or "no team")
     for row in grouped[:ITEM_LIMIT]:
+        detail = "cases of " + ", ".join(sorted(teams.get(row[by], set())))
         gap.items.append(
-            GapItem(label(row[by]), "", row["n"], row["since"], fix(row[by]), fix_label)
+            GapItem(label(row[by]), detail, row["n"], row["since"], fix(row[by]), fix_label)
         )
     gap.count = rows.count()
     return gap
@@ -162,7 +173,7 @@ def leaver_gap() -> Gap:
         "leavers",
         "Open cases owned by deactivated people",
         "Nobody is working on these: hand them to a team or a person.",
-        unit="cases",
+        unit="case",
     )
     return _case_gap(gap, rows, lambda name: f"{name} (left)",
                      lambda name: reassign_url(person=name), "Reassign their cases")  # fmt: skip
@@ -181,14 +192,14 @@ def off_team_gap(now: datetime) -> Gap:
         "off-team",
         "Open cases owned by people no longer on the owning team",
         "The person left the team the case belongs to (or never was on it).",
-        unit="cases",
+        unit="case",
     )
     return _case_gap(gap, rows, lambda name: name,
                      lambda name: reassign_url(person=name, off_team="1"), "Reassign")  # fmt: skip
 
 
 def query_gap(key: str, title: str, explains: str, rows: Any, query: dict[str, str]) -> Gap:
-    gap = Gap(key, title, explains, unit="cases")
+    gap = Gap(key, title, explains, unit="case")
     found = rows.aggregate(n=Count("id"), since=Min("opened_at"))
     gap.count = found["n"]
     if gap.count:
@@ -203,7 +214,7 @@ def overload_gap(now: datetime) -> Gap:
         "overload",
         "People carrying far more open cases than their team's median",
         f"At least {OVERLOAD_FACTOR}× the median of their team and {OVERLOAD_MARGIN} more.",
-        unit="people",
+        unit="person",
     )
     carried = dict(
         _open()

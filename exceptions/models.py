@@ -340,3 +340,31 @@ class CaseEscalation(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.case_id}: {self.level} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class NoticeKind(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned to you or your team"
+    BREACH = "breach", "SLA breached"
+    ESCALATION = "escalation", "Escalated to you"
+
+
+class Notice(models.Model):
+    """An email owed to a person about a case. The sender gathers each person's unsent notices
+    into one message, so a bulk move of thousands of cases is one email, not thousands."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    case = models.ForeignKey(ExceptionCase, on_delete=models.CASCADE, related_name="notices")
+    kind = models.CharField(max_length=12, choices=NoticeKind.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["user", "id"], name="notice_unsent_idx", condition=Q(sent_at__isnull=True)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of case {self.case_id} for {self.user_id}"

@@ -13,12 +13,14 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from exceptions.handover import person_deactivate
+from exceptions.notices import notification_email_set
 from exceptions.owner_forms import (
     MembershipEndForm,
     MembershipRoleForm,
@@ -226,3 +228,17 @@ def person_leave(request: HttpRequest, username: str) -> HttpResponse:
 
     back = reverse("owners-person", args=[person.get_username()])
     return _apply(request, ReasonForm(request.POST), back, change)
+
+
+@require_POST
+@login_required
+def emails_set(request: HttpRequest, username: str) -> HttpResponse:
+    """A person turns their own emails on or off; nobody else can."""
+    if username != request.user.get_username():
+        raise PermissionDenied("Only you choose whether you get emails.")
+    wanted = request.POST.get("email") == "on"
+    notification_email_set(user=request.user, email=wanted)
+    messages.success(
+        request, "You will get emails about your cases." if wanted else "No more emails."
+    )
+    return redirect("owners-person", username=username)

@@ -69,10 +69,15 @@ class TeamJoinForm(forms.Form):
     reason = reason_field(required=False)
 
 
+class TeamChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.slug})"
+
+
 class OwnershipForm(forms.Form):
     """A workflow's owner team and its fallback chain, in order, with the reason."""
 
-    owner = forms.ModelChoiceField(
+    owner = TeamChoice(
         label="Owner team", queryset=active_teams(), to_field_name="slug", empty_label=None
     )
     reason = reason_field()
@@ -81,7 +86,8 @@ class OwnershipForm(forms.Form):
         super().__init__(*args, **kwargs)
         teams = list(Team.objects.order_by("name").values_list("slug", "name", "active"))
         choices = [("", "(none)")] + [
-            (slug, name if active else f"{name} (inactive)") for slug, name, active in teams
+            (slug, f"{name} ({slug})" + ("" if active else ", inactive"))
+            for slug, name, active in teams
         ]
         for position in range(1, slots + 1):
             self.fields[f"fallback_{position}"] = forms.ChoiceField(

@@ -14,7 +14,7 @@ from workflows.models import Membership, Team
 from workflows.owners import USER_PREFIX
 from workflows.ownership import WorkflowLines, ownerships_now
 
-OPEN_CASE_LIMIT = 25
+OPEN_CASE_LIMIT = 12
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ urlpatterns = [
     path("people/<str:username>/", owner_views.person_detail, name="owners-person"),
     path("people/<str:username>/join/", owner_changes.membership_join, name="owners-join"),
     path("people/<str:username>/leave/", owner_changes.person_leave, name="owners-leave"),
+    path("people/<str:username>/emails/", owner_changes.emails_set, name="owners-emails"),
     path("workflows/<slug:slug>/", owner_views.workflow_ownership, name="owners-workflow"),
     path("workflows/<slug:slug>/set/", owner_changes.ownership_set, name="owners-workflow-set"),
 ]

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from exceptions import owner_selectors
+from exceptions.notices import emails_on
 from exceptions.owner_forms import (
     MembershipEndForm,
     MembershipRoleForm,
@@ -103,6 +104,8 @@ def person_detail(request: HttpRequest, username: str) -> HttpResponse:
         "join_form": TeamJoinForm(auto_id="join-%s"),
         "end_form": MembershipEndForm(auto_id=False),
         "deactivate_form": ReasonForm(auto_id="leave-%s"),
+        "is_me": person == request.user,
+        "emails_on": emails_on(person),
     }
     return render(request, "owners/person.html", context)
 

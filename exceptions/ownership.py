@@ -181,5 +181,10 @@ def owner_panel(
         context["case_owner_today"] = case_today
         today = case_today.owner
     context["owner_today"] = today
+    if case is not None:
+        context["case_owner_changes"] = [
+            (entry, _case_owner(case, entry.after, entry.created_at, "", {}))
+            for entry in _owner_changes(case)
+        ]
     context["owners_then"] = owners_by_decision(event=event, decisions=decisions, today=today)
     return context

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from exceptions.models import OPEN_STATES, ReasonCode
 from exceptions.owner_forms import reason_field
+from exceptions.presenters import short_duration
 from exceptions.reasons import reason_code_create, reason_code_retire
 from exceptions.services import CaseActionRefused
 from workflows.definitions import parse_duration
@@ -51,8 +52,14 @@ def reason_codes(request: HttpRequest) -> HttpResponse:
     codes = ReasonCode.objects.annotate(
         open_cases=Count("cases", filter=Q(cases__state__in=OPEN_STATES))
     ).order_by("-active", "-builtin", "code")
+    rows = [
+        (reason, *(short_duration(d) if d else "—" for d in (
+            reason.default_acknowledge_within, reason.default_resolve_within
+        )))
+        for reason in codes
+    ]  # fmt: skip
     context: dict[str, Any] = {
-        "codes": codes,
+        "codes": rows,
         "can_add": request.user.has_perm("exceptions.add_reasoncode"),
         "can_retire": request.user.has_perm("exceptions.change_reasoncode"),
         "form": ReasonCodeForm(auto_id="code-%s"),

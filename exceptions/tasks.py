@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from exceptions import selectors, services
+from exceptions import notices, selectors, services
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,18 @@ def resume_bulk_jobs() -> list[int]:
 @shared_task(name="exceptions.wake_snoozed", queue=BULK_QUEUE)
 def wake_snoozed() -> int:
     return services.cases_wake_snoozed()
+
+
+@shared_task(name="exceptions.escalate", queue=BULK_QUEUE)
+def escalate() -> int:
+    """Breach notices and escalations due now (each step once per deadline)."""
+    return notices.cases_escalate()
+
+
+@shared_task(name="exceptions.send_notices", queue=BULK_QUEUE)
+def send_notices() -> int:
+    """Each person's unsent notices, as one email."""
+    return notices.notices_send()
 
 
 def bulk_job_enqueue(job_id: int) -> bool:

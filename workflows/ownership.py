@@ -53,8 +53,8 @@ class OwnerLines:
                 f": “{self.reason}”" if self.reason else ""
             )
         if self.source == OwnershipSource.DEFINITION:
-            return "from the workflow's definition"
-        return "from the version's definition"
+            return "from its definition"
+        return "from its version's definition"
 
 
 def ownership_in_force(*, workflow_id: int, at: datetime) -> WorkflowOwnership | None:
@@ -209,7 +209,7 @@ def workflow_owner_at(*, workflow: Workflow, at: datetime) -> OwnerAt:
         subject=f"workflow {workflow.slug}",
         at=at,
         owner=lines.owner,
-        through=f"workflow ownership {lines.describe()}",
+        through=f"the workflow's owner, {lines.describe()}",
         rule=rule,
         team=team_then(lines.owner, at),
         fallbacks=[team_then(slug, at) for slug in lines.fallback_owners],

@@ -38,6 +38,7 @@ PEOPLE = [
     ("tomas", "Tomás", "Herrera", "operator", [("finance-ops", "member")]),
     ("lena", "Lena", "Vogel", "operator",
      [("support-escalations", "lead"), ("support-tier1", "member")]),
+    ("sven", "Sven", "Larsen", "operator", [("support-tier1", "member")]),
 ]  # fmt: skip
 
 
@@ -51,7 +52,12 @@ def demo_org_ensure() -> list[LoadResult]:
     for username, first, last, role, memberships in PEOPLE:
         user = user_model.objects.filter(username=username).first()
         if user is None:
-            user = user_model(username=username, first_name=first, last_name=last)
+            user = user_model(
+                username=username,
+                first_name=first,
+                last_name=last,
+                email=f"{username}@example.com",
+            )
             user.set_unusable_password()
             user.save()
             user.groups.add(Group.objects.get(name=role))

@@ -53,6 +53,7 @@ def demo_people_ensure() -> list[tuple[DemoPerson, str]]:
                 user = user_model(username=person.username)
             user.first_name = person.first_name
             user.last_name = person.last_name
+            user.email = f"{person.username}@example.com"
             user.is_staff = person.role == roles.ADMIN
             user.set_password(password)
             user.save()

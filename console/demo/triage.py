@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
+from exceptions.handover import person_deactivate
 from exceptions.models import CaseState, DismissReason, ExceptionCase, Resolution
 from exceptions.services import (
     CaseActionRefused,
@@ -40,7 +41,7 @@ def demo_triage() -> int:
     closed = ExceptionCase.objects.filter(state__in=[CaseState.RESOLVED, CaseState.DISMISSED])
     if closed.exists():
         return 0
-    users = get_user_model().objects.in_bulk(["olivia", "marcus"], field_name="username")
+    users = get_user_model().objects.in_bulk(["olivia", "marcus", "ada"], field_name="username")
     olivia, marcus = users.get("olivia"), users.get("marcus")
     if olivia is None or marcus is None:
         return 0
@@ -70,6 +71,7 @@ def demo_triage() -> int:
             done += 1
         except (CaseConflict, CaseActionRefused) as exc:
             logger.info("demo triage skipped case %s: %s", case.pk, exc)
+    done += _leaver(users.get("ada") or marcus)
     for case in _open("delivery_rejected", "lead-routing", 1):
         case_comment(
             case=case,
@@ -78,3 +80,18 @@ def demo_triage() -> int:
         )
         done += 1
     return done
+
+
+def _leaver(admin: Any) -> int:
+    """Sven takes a few support cases, then leaves: his work goes back to support-tier1."""
+    sven = get_user_model().objects.filter(username="sven", is_active=True).first()
+    if sven is None:
+        return 0
+    taken = 0
+    for case in ExceptionCase.objects.filter(
+        workflow__slug="support-triage", state=CaseState.OPEN, owner_user__isnull=True
+    ).order_by("-id")[:3]:
+        case_claim(case=case, actor=sven)
+        taken += 1
+    person_deactivate(person=sven, actor=admin, reason="Moved to another company")
+    return taken + 1

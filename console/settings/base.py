@@ -258,6 +258,18 @@ CELERY = {
             "schedule": 30.0,
             "options": {"queue": "default", "expires": 25},
         },
+        # SLA breach notices and escalations, each step once per deadline.
+        "exceptions-escalate": {
+            "task": "exceptions.escalate",
+            "schedule": 60.0,
+            "options": {"queue": "default", "expires": 50},
+        },
+        # Each person's owed notices, gathered into one email.
+        "exceptions-send-notices": {
+            "task": "exceptions.send_notices",
+            "schedule": 30.0,
+            "options": {"queue": "default", "expires": 25},
+        },
         # Snoozed cases whose snooze has ended come back to the queue.
         "exceptions-wake-snoozed": {
             "task": "exceptions.wake_snoozed",
@@ -297,6 +309,19 @@ AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
 # every seal ("" keeps none), and the key of its HMAC (derived from SECRET_KEY when empty).
 AUDIT_HEAD_FILE = os.environ.get("AUDIT_HEAD_FILE", str(DATA_DIR / "audit-head.json"))
 AUDIT_HEAD_KEY = os.environ.get("AUDIT_HEAD_KEY", "")
+
+# Email: who owns a case hears of it (assignments, breaches, escalations). Links in emails
+# start with HANDOFF_BASE_URL. An unacknowledged breach goes to the team's leads, then after
+# HANDOFF_ESCALATION_STEP_SECONDS more to the first fallback team.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "handoff@localhost")
+HANDOFF_BASE_URL = os.environ.get("HANDOFF_BASE_URL", "http://127.0.0.1:8000")
+HANDOFF_ESCALATION_STEP_SECONDS = env_int("HANDOFF_ESCALATION_STEP_SECONDS", 1800)
 
 # A bulk job whose chunks stopped committing this long ago is sent to the workers again.
 HANDOFF_BULK_STALL_SECONDS = env_int("HANDOFF_BULK_STALL_SECONDS", 60)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from console import embedded
 
 from .base import *  # noqa: F403
@@ -13,3 +15,6 @@ if not SECRET_KEY:
 
 # Deliveries may reach this machine's own addresses (the demo's sink, test destinations).
 HANDOFF_DESTINATION_REFUSE_PRIVATE = env_bool("HANDOFF_DESTINATION_REFUSE_PRIVATE", False)
+
+# `make run` prints emails to the console instead of sending them.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

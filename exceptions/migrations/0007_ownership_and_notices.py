@@ -1,5 +1,5 @@
 """Reason codes can be retired; who may reassign any case and see the gaps radar; email
-preferences; the escalation steps a breached case has taken."""
+preferences, the notices owed, and the escalation steps a breached case has taken."""
 
 import django.db.models.deletion
 import django.utils.timezone
@@ -87,6 +87,56 @@ class Migration(migrations.Migration):
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("case", "level", "deadline"), name="escalation_once_per_deadline"
+                    )
+                ],
+            },
+        ),
+        migrations.CreateModel(
+            name="Notice",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("assigned", "Assigned to you or your team"),
+                            ("breach", "SLA breached"),
+                            ("escalation", "Escalated to you"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("detail", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notices",
+                        to="exceptions.exceptioncase",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+            ],
+            options={
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("sent_at__isnull", True)),
+                        fields=["user", "id"],
+                        name="notice_unsent_idx",
                     )
                 ],
             },

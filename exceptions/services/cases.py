@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
+from exceptions import notices
 from exceptions.models import (
     OPEN_STATES,
     CaseState,
@@ -232,9 +233,12 @@ def case_assign(
         changes["owner_user"] = user
     if not changes:
         raise CaseActionRefused("Choose a team or a person to assign the case to.")
-    return case_change(
+    before = _snapshot(case)
+    fresh = case_change(
         case=case, actor=actor, version=version, action="assign", note=note, changes=changes
     )
+    notices.case_assigned(case=fresh, actor=actor, before=before)
+    return fresh
 
 
 @transaction.atomic

@@ -48,3 +48,25 @@ def test_demo_triage_leads_to_failed_and_cancelled_events_once(seeded: Path) -> 
     actors = set(AuditEntry.objects.values_list("actor_label", flat=True))
     assert {"olivia", "marcus"} <= actors
     assert demo_triage() == 0, "a second run does nothing"
+
+
+def test_the_demo_has_an_ownership_history_and_a_hand_over(seeded: Path) -> None:
+    from workflows.models import Membership, WorkflowOwnership
+
+    lead_routing = WorkflowOwnership.objects.filter(workflow__slug="lead-routing").order_by("id")
+    assert [(o.source, o.valid_to is None) for o in lead_routing] == [
+        ("definition", False),
+        ("console", True),
+    ]
+    priya = Membership.objects.filter(user__username="priya").order_by("id")
+    assert [(m.role, m.valid_to is None) for m in priya] == [("member", False), ("lead", True)]
+    assert Membership.objects.get(user__username="lena", team__slug="support-tier1").valid_to
+    with override_settings(DATA_DIR=seeded):
+        call_command("seed_demo", stdout=open(seeded / "again.txt", "w"))  # noqa: SIM115
+    assert WorkflowOwnership.objects.filter(workflow__slug="lead-routing").count() == 2
+
+    events_process_due(limit=400, worker="test", budget_seconds=120)
+    demo_triage()
+    handed = AuditEntry.objects.filter(action="case.assign", reason__startswith="Handed over: sven")
+    assert handed.count() == 3
+    assert not ExceptionCase.objects.filter(owner_user__username="sven", state="open").exists()

@@ -60,7 +60,7 @@ def test_a_membership_changed_on_day_2_answers_for_day_1_and_day_3(org) -> None:
     assert [usernames(t) for t in day1.fallbacks] == [[("femi", "member")]]
     day3 = owner_at(workflow=org, at=DAY3)
     assert usernames(day3.team) == [("jonas", "lead")]
-    assert day3.through == "workflow ownership from the workflow's definition"
+    assert day3.through == "the workflow's owner, from its definition"
 
 
 def test_the_api_answers_for_day_1_and_day_3(org, client) -> None:

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 from console.demo.events import demo_events_ensure, demo_token_ensure
 from console.demo.org import demo_org_ensure
+from console.demo.ownership import demo_ownership_ensure
 from console.demo.people import demo_people_ensure
 from console.tasks import demo_triage
 
@@ -20,6 +21,8 @@ class Command(BaseCommand):
         people = demo_people_ensure()
         for result in demo_org_ensure():
             self.stdout.write(result.describe())
+        if demo_ownership_ensure():
+            self.stdout.write("demo ownership history made")
         demo_token_ensure()
         created = demo_events_ensure()
         self.stdout.write(f"{created} demo events ingested" if created else "demo events present")
