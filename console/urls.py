@@ -16,6 +16,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("", include("exceptions.urls")),
     path("", include("console.outcomes.urls")),
+    path("", include("console.catalogue.urls")),
     path("api/v1/", api.urls),
     # One sign-in page for everything, so every sign-in is throttled and audited the same way.
     path(

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from console.catalogue import views
+
+urlpatterns = [
+    path("workflows/", views.workflow_list, name="workflows"),
+    path("workflows/<slug:slug>/", views.workflow_detail, name="workflow"),
+]

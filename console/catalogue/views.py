@@ -1,0 +1,81 @@
+"""The catalogue of workflows and one workflow's page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from console.catalogue import selectors
+from workflows.definition_text import definition_diff, readable_definition
+from workflows.models import Workflow, WorkflowVersion
+
+VIEW_WORKFLOWS = "workflows.view_workflow"
+
+
+def workflow_for(slug: str) -> Workflow:
+    workflow = Workflow.objects.select_related("current_version").filter(slug=slug).first()
+    if workflow is None:
+        raise Http404("No such workflow.")
+    return workflow
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_WORKFLOWS, raise_exception=True)
+def workflow_list(request: HttpRequest) -> HttpResponse:
+    rows, figures = selectors.catalogue()
+    context = {"rows": rows, "scope": figures.scope, "now": timezone.now()}
+    return render(request, "console/workflows.html", context)
+
+
+def _number(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 9 else None
+
+
+def diff_context(request: HttpRequest, versions: list[WorkflowVersion]) -> dict[str, Any]:
+    """The two versions compared (?from=&to=, by number), and their diff. Newest first in."""
+    by_number = {v.number: v for v in versions}
+    if len(versions) < 2:
+        return {"diff_versions": versions}
+    new = by_number.get(_number(request.GET.get("to")) or 0, versions[0])
+    old = by_number.get(_number(request.GET.get("from")) or 0)
+    if old is None:
+        old = next((v for v in versions if v.number < new.number), versions[-1])
+    return {
+        "diff_versions": versions,
+        "diff_old": old,
+        "diff_new": new,
+        "diff": definition_diff(
+            old.definition,
+            new.definition,
+            old_name=f"v{old.number}",
+            new_name=f"v{new.number}",
+        ),
+    }
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_WORKFLOWS, raise_exception=True)
+@vary_on_headers("HX-Request")
+def workflow_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    workflow = workflow_for(slug)
+    page = selectors.workflow_page(workflow)
+    context: dict[str, Any] = {
+        "workflow": workflow,
+        "page": page,
+        "definition": readable_definition(
+            workflow.current_version.definition if workflow.current_version else {}
+        ),
+        "now": timezone.now(),
+        **diff_context(request, page.versions),
+    }
+    if getattr(request, "htmx", False):
+        return render(request, "console/workflow.html#diff", context)
+    return render(request, "console/workflow.html", context)
