@@ -29,7 +29,7 @@ WEEKLY_SQL = """
 SELECT c.workflow_id, c.reason_id,
     date_trunc('week', c.opened_at AT TIME ZONE %(tz)s)::date AS week, count(*)
 FROM exceptions_exceptioncase c
-JOIN workflows_event e ON e.id = c.event_id
+{join}
 WHERE c.opened_at >= %(start)s AND c.opened_at < %(end)s {filters}
 GROUP BY 1, 2, 3
 """
@@ -76,7 +76,10 @@ def reason_recurrences(scope: Scope) -> tuple[list[date], list[Recurrence]]:
     counts: dict[tuple[int, str], dict[date, int]] = defaultdict(dict)
     with connection.cursor() as cursor:
         cursor.execute(
-            WEEKLY_SQL.format(filters=filters),
+            WEEKLY_SQL.format(
+                filters=filters,
+                join="JOIN workflows_event e ON e.id = c.event_id" if scope.version else "",
+            ),
             {"tz": settings.TIME_ZONE, "start": start, "end": scope.end, **params},
         )
         for workflow_id, reason, week, n in cursor.fetchall():

@@ -179,3 +179,13 @@ def test_totals_buckets_and_filters_add_up(history: Workflow) -> None:
         Scope(start=DAY - timedelta(days=1), end=DAY, unit="day")
     )
     assert nothing_the_day_before.at(None, None).events == 0
+
+
+def test_team_and_version_filters(history: Workflow) -> None:
+    team = factories.team("inbound-sdr")
+    first = Event.objects.filter(workflow=history).order_by("received_at").first()
+    Event.objects.filter(pk=first.pk).update(owner_team=team)
+    owned = outcome_figures(day_scope(team=team)).at(None, None)
+    assert (owned.events, owned.achieved, owned.cases) == (1, 1, 0)
+    assert outcome_figures(day_scope(version=1)).at(history.pk, None).cases == 3
+    assert outcome_figures(day_scope(version=2)).at(None, None).events == 0
