@@ -120,8 +120,13 @@ class WorkflowPage:
         return self.figures.at(self.workflow.pk, None)
 
 
+def workflow_versions(workflow: Workflow) -> list[WorkflowVersion]:
+    """Newest first."""
+    return list(workflow.versions.order_by("-number"))
+
+
 def workflow_page(workflow: Workflow) -> WorkflowPage:
-    versions = list(workflow.versions.order_by("-number"))
+    versions = workflow_versions(workflow)
     events = list(
         Event.objects.filter(workflow=workflow)
         .select_related("version", "owner_team", "owner_user")

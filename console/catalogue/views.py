@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from console.catalogue import selectors
+from console.catalogue.forms import SIMULATE, simulate_form
 from workflows.definition_text import definition_diff, readable_definition
 from workflows.models import Workflow, WorkflowVersion
 
@@ -60,12 +61,8 @@ def diff_context(request: HttpRequest, versions: list[WorkflowVersion]) -> dict[
     }
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_WORKFLOWS, raise_exception=True)
-@vary_on_headers("HX-Request")
-def workflow_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    workflow = workflow_for(slug)
+def page_context(request: HttpRequest, workflow: Workflow) -> dict[str, Any]:
+    """Everything the workflow page shows this person."""
     page = selectors.workflow_page(workflow)
     context: dict[str, Any] = {
         "workflow": workflow,
@@ -76,6 +73,19 @@ def workflow_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "now": timezone.now(),
         **diff_context(request, page.versions),
     }
+    if request.user.has_perm(SIMULATE):
+        context["simulate_form"] = simulate_form(workflow)
+    return context
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_WORKFLOWS, raise_exception=True)
+@vary_on_headers("HX-Request")
+def workflow_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    workflow = workflow_for(slug)
     if getattr(request, "htmx", False):
+        page = selectors.workflow_versions(workflow)
+        context = {"workflow": workflow, **diff_context(request, page)}
         return render(request, "console/workflow.html#diff", context)
-    return render(request, "console/workflow.html", context)
+    return render(request, "console/workflow.html", page_context(request, workflow))
