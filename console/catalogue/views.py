@@ -13,6 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from console.catalogue import selectors
 from console.catalogue.forms import SIMULATE, simulate_form
+from console.catalogue.readiness import scorecards
 from workflows.definition_text import definition_diff, readable_definition
 from workflows.models import Workflow, WorkflowVersion
 
@@ -31,7 +32,12 @@ def workflow_for(slug: str) -> Workflow:
 @permission_required(VIEW_WORKFLOWS, raise_exception=True)
 def workflow_list(request: HttpRequest) -> HttpResponse:
     rows, figures = selectors.catalogue()
-    context = {"rows": rows, "scope": figures.scope, "now": timezone.now()}
+    cards = {card.workflow.pk: card for card in scorecards(recent=figures)}
+    context = {
+        "rows": [(row, cards.get(row.workflow.pk)) for row in rows],
+        "scope": figures.scope,
+        "now": timezone.now(),
+    }
     return render(request, "console/workflows.html", context)
 
 
@@ -73,6 +79,7 @@ def page_context(request: HttpRequest, workflow: Workflow) -> dict[str, Any]:
         "now": timezone.now(),
         **diff_context(request, page.versions),
     }
+    (context["scorecard"],) = scorecards([workflow], recent=page.figures)
     if request.user.has_perm(SIMULATE):
         context["simulate_form"] = simulate_form(workflow)
     return context
@@ -89,3 +96,22 @@ def workflow_detail(request: HttpRequest, slug: str) -> HttpResponse:
         context = {"workflow": workflow, **diff_context(request, page)}
         return render(request, "console/workflow.html#diff", context)
     return render(request, "console/workflow.html", page_context(request, workflow))
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_WORKFLOWS, raise_exception=True)
+def workflow_readiness(request: HttpRequest, slug: str) -> HttpResponse:
+    """One workflow's readiness audit, as a page to print."""
+    workflow = workflow_for(slug)
+    context = {"cards": scorecards([workflow]), "single": workflow, "now": timezone.now()}
+    return render(request, "console/readiness.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_WORKFLOWS, raise_exception=True)
+def readiness_all(request: HttpRequest) -> HttpResponse:
+    """Every workflow's readiness audit on one page to print."""
+    context = {"cards": scorecards(), "single": None, "now": timezone.now()}
+    return render(request, "console/readiness.html", context)
