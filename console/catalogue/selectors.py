@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Count
+from django.http import Http404
 from django.utils import timezone
 
 from console.outcomes.metrics import Figures, OutcomeFigures, outcome_figures
@@ -35,6 +36,14 @@ LEFT JOIN LATERAL (
     WHERE e.workflow_id = w.id AND e.state IN ('failed', 'needs_attention')
     ORDER BY e.received_at DESC LIMIT 1) f ON true
 """
+
+
+def workflow_for(slug: str) -> Workflow:
+    """The workflow the URL names, or a 404."""
+    workflow = Workflow.objects.select_related("current_version").filter(slug=slug).first()
+    if workflow is None:
+        raise Http404("No such workflow.")
+    return workflow
 
 
 def health_scope(*, workflow: Workflow | None = None) -> Scope:

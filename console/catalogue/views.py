@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -14,17 +14,12 @@ from django.views.decorators.vary import vary_on_headers
 from console.catalogue import selectors
 from console.catalogue.forms import SIMULATE, simulate_form
 from console.catalogue.readiness import scorecards
+from console.catalogue.samples import REVIEW_SAMPLES, VIEW_SAMPLES, DrawForm, review_summaries
+from console.catalogue.selectors import workflow_for
 from workflows.definition_text import definition_diff, readable_definition
 from workflows.models import Workflow, WorkflowVersion
 
 VIEW_WORKFLOWS = "workflows.view_workflow"
-
-
-def workflow_for(slug: str) -> Workflow:
-    workflow = Workflow.objects.select_related("current_version").filter(slug=slug).first()
-    if workflow is None:
-        raise Http404("No such workflow.")
-    return workflow
 
 
 @require_GET
@@ -82,6 +77,10 @@ def page_context(request: HttpRequest, workflow: Workflow) -> dict[str, Any]:
     (context["scorecard"],) = scorecards([workflow], recent=page.figures)
     if request.user.has_perm(SIMULATE):
         context["simulate_form"] = simulate_form(workflow)
+    if request.user.has_perm(VIEW_SAMPLES):
+        context["samples"] = review_summaries(workflow)
+        context["can_review"] = request.user.has_perm(REVIEW_SAMPLES)
+        context["draw_form"] = DrawForm(auto_id="draw-%s")
     return context
 
 

@@ -11,7 +11,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 from console.catalogue.forms import SIMULATE, SimulateForm
-from console.catalogue.views import page_context, workflow_for
+from console.catalogue.selectors import workflow_for
+from console.catalogue.views import page_context
 from workflows.definitions import DefinitionError
 from workflows.models import Workflow
 from workflows.simulation import definitions_check, draft_simulate
