@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from console.catalogue.api import router as readiness_router
 from exceptions.api import router as exceptions_router
 from workflows.api import ApiError, JsonObjectParser
 from workflows.api import router as workflows_router
@@ -136,6 +137,7 @@ api = HandoffAPI(
 api.add_router("", workflows_router)
 api.add_router("", exceptions_router)
 api.add_router("", owners_router)
+api.add_router("", readiness_router)
 
 
 def _too_large() -> ApiError:

@@ -16,6 +16,8 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("", include("audit.urls")),
     path("", include("exceptions.urls")),
+    path("", include("console.outcomes.urls")),
+    path("", include("console.catalogue.urls")),
     path("api/v1/", api.urls),
     # One sign-in page for everything, so every sign-in is throttled and audited the same way.
     path(

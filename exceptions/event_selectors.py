@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast, Left
@@ -11,7 +12,7 @@ from django.db.models.functions import Cast, Left
 from exceptions.models import OPEN_STATES, ExceptionCase
 from exceptions.pagination import SortSpec, keyset_page
 from exceptions.selectors import count_matching
-from workflows.models import Event, EventState, Outcome
+from workflows.models import Event, Outcome
 
 EVENT_SORT_SPECS = {
     "newest": SortSpec(("received_at", "id"), ("dt", "int"), descending=True),
@@ -19,10 +20,7 @@ EVENT_SORT_SPECS = {
 }
 # A row shows the start of the payload, never all of it: a page of large payloads would cost
 # more than its rows.
-_ROW_DEFERRED = ("payload", "headers", "context")
 PAYLOAD_HEAD_CHARS = 160
-# An event that waits for a person with no case open is odd; one that is closed is history.
-CLOSED_STATES = (EventState.SUCCEEDED, EventState.FAILED, EventState.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -32,23 +30,22 @@ class OpenCase:
 
 
 @dataclass
-class EventRow:
-    event: Event
-    outcome: Outcome | None = None
-    cases: list[OpenCase] = field(default_factory=list)
-
-    @property
-    def pk(self) -> int:
-        return self.event.pk
-
-
-@dataclass
 class EventPage:
-    rows: list[EventRow]
+    rows: list[dict[str, Any]]  # the row fields below, as values
+    outcomes: dict[int, Outcome]
+    cases: dict[int, list[OpenCase]]
     next_cursor: str = ""
     prev_cursor: str = ""
     count: int = 0
     count_is_estimate: bool = False
+
+
+# What a row shows, read as plain values: a page of 200 rows then costs its SQL, not the
+# building of a thousand model instances.
+ROW_FIELDS = (
+    "id", "received_at", "state", "attempt_count", "replay_of_id", "workflow__name",
+    "version__number", "owner_team__slug", "owner_user__username",
+)  # fmt: skip
 
 
 def events_page(
@@ -59,21 +56,16 @@ def events_page(
     A cursor that is not one of this sort's raises pagination.InvalidCursor.
     """
     spec = EVENT_SORT_SPECS.get(sort, EVENT_SORT_SPECS["newest"])
-    rows = (
-        queryset.select_related("workflow", "version", "owner_team", "owner_user")
-        .defer(*_ROW_DEFERRED)
-        .annotate(payload_head=Left(Cast("payload", TextField()), PAYLOAD_HEAD_CHARS))
+    rows = queryset.values(*ROW_FIELDS).annotate(
+        payload_head=Left(Cast("payload", TextField()), PAYLOAD_HEAD_CHARS)
     )
     found = keyset_page(rows, spec=spec, after=after, before=before, per=per)
     count, estimate = count_matching(queryset)
-    ids = [event.pk for event in found.rows]
-    outcomes = latest_outcomes(ids)
-    cases = open_cases(ids)
+    ids = [row["id"] for row in found.rows]
     return EventPage(
-        rows=[
-            EventRow(event=e, outcome=outcomes.get(e.pk), cases=cases.get(e.pk, []))
-            for e in found.rows
-        ],
+        rows=found.rows,
+        outcomes=latest_outcomes(ids),
+        cases=open_cases(ids),
         next_cursor=found.next_cursor,
         prev_cursor=found.prev_cursor,
         count=count,

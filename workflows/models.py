@@ -402,3 +402,89 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class SampleReview(models.Model):
+    """Completed events of a workflow pulled at random for a person to check against a list.
+
+    The draw is reproducible: the same seed over the same events (completed, received since
+    `since`, with an id up to `last_event_id`) picks the same ones.
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="sample_reviews")
+    seed = models.CharField(max_length=64)
+    size = models.PositiveSmallIntegerField()
+    since = models.DateTimeField()
+    last_event_id = models.BigIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("review_samplereview", "Can draw and mark sample reviews")]
+
+    def __str__(self) -> str:
+        return f"sample review {self.pk} of {self.workflow_id} (seed {self.seed})"
+
+
+class SampleReviewItem(models.Model):
+    """One sampled event and the reviewer's marks: yes, no, or not marked yet (null)."""
+
+    review = models.ForeignKey(SampleReview, on_delete=models.PROTECT, related_name="items")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+    decision_path_clear = models.BooleanField(null=True, blank=True)
+    exception_caught_early = models.BooleanField(null=True, blank=True)
+    evidence_enough = models.BooleanField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    marked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["review", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["review", "event"], name="sample_item_event_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} in sample review {self.review_id}"
+
+    @property
+    def is_marked(self) -> bool:
+        return self.marked_at is not None
+
+
+class ShapeScan(models.Model):
+    """How far the shape-drift scan has read a workflow's events (by event id)."""
+
+    workflow = models.OneToOneField(
+        Workflow, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    last_event_id = models.BigIntegerField(default=0)
+    scanned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"shape scan of {self.workflow_id} up to event {self.last_event_id}"
+
+
+class ShapeDrift(models.Model):
+    """An event whose payload departed from the shape its workflow's recent events had."""
+
+    event = models.OneToOneField(
+        Event, primary_key=True, on_delete=models.PROTECT, related_name="shape_drift"
+    )
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField()  # the event's: drift per day needs no join
+    # [{"path", "change" (missing | type_changed | new_key), "expected", "seen"}]
+    changes = models.JSONField()
+    detected_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["workflow", "received_at"], name="shape_drift_recv_idx")]
+
+    def __str__(self) -> str:
+        return f"shape drift of event {self.event_id}"

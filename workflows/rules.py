@@ -259,6 +259,9 @@ _cache_lock = threading.Lock()
 
 def compiled_version(version: Any) -> CompiledWorkflow:
     """Compiled rules of a WorkflowVersion, once per process (versions never change)."""
+    if version.pk is None:
+        # A draft (a simulation's unsaved version) has no identity to be cached under.
+        return compile_definition(version.definition, version_number=version.number)
     found = _cache.get(version.pk)
     if found is not None:
         return found

@@ -15,6 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from exceptions.event_filters import EVENT_SORTS, EventFilter, event_filter_choices
 from exceptions.event_forms import EventReplayForm, EventRetryForm
+from exceptions.event_presenters import event_rows
 from exceptions.event_selectors import EVENT_SORT_SPECS, event_has_open_case, events_page
 from exceptions.filters import PAGE_SIZES, people_choices, view_query
 from exceptions.pagination import InvalidCursor
@@ -57,11 +58,13 @@ def _list_context(params: QueryDict) -> dict[str, Any]:
         before=params.get("before", ""),
         per=per,
     )
+    now = timezone.now()
     return {
         "filter": filterset,
         "params": params,
         "states": params.getlist("state"),
         "page": page,
+        "rows": event_rows(page, now=now),
         "sort": sort,
         "per": per,
         "sorts": EVENT_SORTS,
@@ -70,7 +73,7 @@ def _list_context(params: QueryDict) -> dict[str, Any]:
         "first_url": f"?{query}",
         "next_url": f"?{_with(query, after=page.next_cursor)}" if page.next_cursor else "",
         "prev_url": f"?{_with(query, before=page.prev_cursor)}" if page.prev_cursor else "",
-        "now": timezone.now(),
+        "now": now,
     }
 
 

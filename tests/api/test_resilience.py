@@ -171,6 +171,7 @@ def test_the_openapi_schema_lists_every_path_without_a_token(client: Any) -> Non
         "/api/v1/events/{event_id}/outcome",
         "/api/v1/exceptions",
         "/api/v1/workflows/{slug}/owner",
+        "/api/v1/workflows/{slug}/readiness",
     }
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
 

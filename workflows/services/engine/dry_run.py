@@ -61,8 +61,13 @@ class DryRun:
         return "would route and finish (no action)"
 
 
-def payload_dry_run(*, version: WorkflowVersion, payload: Any) -> DryRun:
-    """Run the engine's steps on `payload` under `version`, up to the action, writing nothing."""
+def payload_dry_run(
+    *, version: WorkflowVersion, payload: Any, owners: OwnerDirectory | None = None
+) -> DryRun:
+    """Run the engine's steps on `payload` under `version`, up to the action, writing nothing.
+
+    Dry runs of many payloads (a simulation) share one OwnerDirectory, as a batch does.
+    """
     now = timezone.now()
     event = Event(
         workflow=version.workflow,
@@ -74,7 +79,7 @@ def payload_dry_run(*, version: WorkflowVersion, payload: Any) -> DryRun:
     )
     compiled = compiled_version(version)
     run = Run(event=event, compiled=compiled, now=now)
-    steps_run(run, OwnerDirectory(), through=Step.DELIVER)
+    steps_run(run, owners or OwnerDirectory(), through=Step.DELIVER)
     attention = run.attention[0] if run.attention else {}
     return DryRun(
         version_number=compiled.version_number,
