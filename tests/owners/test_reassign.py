@@ -3,6 +3,8 @@ what is theirs."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from audit.models import AuditEntry
@@ -136,3 +138,25 @@ def test_a_bulk_assign_by_an_operator_skips_cases_other_people_own(jonas_cases, 
     job = services.bulk_job_run_inline(job=job)
     assert (job.succeeded, job.skipped) == (0, 1)
     assert "only a manager or an admin moves it" in job.items.get().message
+
+
+def test_the_queue_links_to_a_previewed_reassignment_of_everything_matching(
+    signed_in, flow, jonas_cases
+) -> None:
+    client = signed_in("manager")
+    queue = client.get("/queue/", {"owner": "jonas"}).content.decode()
+    link = re.search(r'href="([^"]+)" data-testid="reassign-matching"', queue).group(1)
+    preview = client.get(
+        link.replace("&amp;", "&") + "&to_team=finance-ops&reason=r"
+    ).content.decode()
+    assert 'data-testid="move-count">3<' in preview
+
+
+def test_an_auditor_cannot_reassign_at_all(signed_in, jonas_cases) -> None:
+    client = signed_in("auditor")
+    assert client.get("/owners/reassign/", {"person": "jonas"}).status_code == 403
+    posted = client.post(
+        "/owners/reassign/",
+        {"person": "jonas", "to_team": "support", "reason": "r", "confirm": "1"},
+    )
+    assert posted.status_code == 403 and not BulkJob.objects.exists()
