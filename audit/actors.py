@@ -6,6 +6,7 @@ app owning teams registers at start-up.
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,3 +59,12 @@ def actor_for_user(user: Any, at: datetime) -> Actor:
 
 def actor_for_token(name: str) -> Actor:
     return Actor(kind="token", label=name)
+
+
+def command_actor(command: str) -> Actor:
+    """Who acts when a person runs manage.py: the command and the operating-system account."""
+    try:
+        account = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers) and no LOGNAME/USER
+        account = "unknown account"
+    return Actor(kind="command", label=f"manage.py {command} ({account})")

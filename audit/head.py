@@ -24,9 +24,15 @@ from typing import Any
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-from audit.models import AuditEntry
+from audit.models import AuditEntry, RetentionFloor
 
 _SALT = "handoff.audit.head"
+
+
+def audit_mac(salt: str, value: str | bytes) -> str:
+    """HMAC-SHA256 with the trail's key: heads, export digests and retention floors alike."""
+    key = settings.AUDIT_HEAD_KEY or settings.SECRET_KEY
+    return salted_hmac(salt, value, secret=key, algorithm="sha256").hexdigest()
 
 
 class HeadInvalid(ValueError):
@@ -44,9 +50,7 @@ class ChainHead:
     sealed_at: str = ""
 
     def mac(self) -> str:
-        key = settings.AUDIT_HEAD_KEY or settings.SECRET_KEY
-        value = f"{self.seq}:{self.hash}:{self.sealed_at}"
-        return salted_hmac(_SALT, value, secret=key, algorithm="sha256").hexdigest()
+        return audit_mac(_SALT, f"{self.seq}:{self.hash}:{self.sealed_at}")
 
     def document(self) -> dict[str, Any]:
         return {"seq": self.seq, "hash": self.hash, "sealed_at": self.sealed_at, "mac": self.mac()}
@@ -77,9 +81,23 @@ def current_head() -> ChainHead | None:
     return ChainHead(seq=last.seq, hash=last.hash, sealed_at=sealed_at)
 
 
+def latest_floor() -> RetentionFloor | None:
+    """The last retention cut: the table's entries start after its floor_seq."""
+    return RetentionFloor.objects.order_by("-floor_seq").first()
+
+
 def head_problem(head: ChainHead) -> str:
     """Why the table does not hold the chain `head` names, or "" if it does."""
     entry = AuditEntry.objects.filter(seq=head.seq).only("hash").first()
+    floor = latest_floor() if entry is None else None
+    if floor is not None and head.seq <= floor.floor_seq:
+        # Archived by a retention cut: the floor keeps the hash the chain went on from.
+        if head.seq == floor.floor_seq and head.hash != floor.last_hash:
+            return (
+                f"the retention floor at seq {head.seq} has hash {floor.last_hash[:12]}…, the "
+                f"recorded head says {head.hash[:12]}…: the chain was rewritten"
+            )
+        return ""
     if entry is not None:
         if entry.hash != head.hash:
             return (

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from audit.chain import timestamp
+
 
 class AuditEntry(models.Model):
     """One action, append-only (a trigger refuses UPDATE and DELETE), chained by the sealer.
@@ -94,3 +96,45 @@ class ChainCheck(models.Model):
 
     def __str__(self) -> str:
         return f"chain check at {self.checked_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'BROKEN'}"
+
+
+class RetentionFloor(models.Model):
+    """Where the hot table now starts: entries first_seq..floor_seq were archived, then removed.
+
+    Written only by the database function audit_retention_cut (audit/retention.py), in the
+    transaction that removes those entries; the trigger on audit entries lets a DELETE through
+    only below a floor written in the same transaction. The next entry's prev_hash is last_hash,
+    so the chain verifies on from here, and the archive on its own.
+    """
+
+    created_at = models.DateTimeField()
+    first_seq = models.BigIntegerField()
+    floor_seq = models.BigIntegerField(unique=True)
+    last_hash = models.CharField(max_length=64)
+    rows = models.BigIntegerField()
+    archive = models.CharField(max_length=255)
+    archive_sha256 = models.CharField(max_length=64)
+    mac = models.CharField(max_length=64)
+    # The transaction that wrote it (set by its trigger): the one allowed to delete below it.
+    txid = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["floor_seq"]
+
+    def __str__(self) -> str:
+        return f"retention floor at seq {self.floor_seq} ({self.archive})"
+
+    def signed_value(self) -> str:
+        """What the floor's MAC covers."""
+        return ":".join(
+            str(part)
+            for part in (
+                timestamp(self.created_at),
+                self.first_seq,
+                self.floor_seq,
+                self.last_hash,
+                self.rows,
+                self.archive,
+                self.archive_sha256,
+            )
+        )

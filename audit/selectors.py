@@ -8,6 +8,7 @@ from django.apps import apps
 from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
+from audit.exports import ExportPlan, export_plan
 from audit.filters import AuditFilter
 from audit.models import AuditEntry, ChainCheck
 from audit.pagination import KeysetPage, SortSpec, keyset_page
@@ -55,3 +56,14 @@ def trail_page(
 ) -> KeysetPage:
     """One page of entries, newest first; InvalidCursor for a cursor that is not ours."""
     return keyset_page(queryset, spec=TRAIL_ORDER, per=per, after=after, before=before)
+
+
+def export_plan_for(params: QueryDict, *, user: Any) -> ExportPlan:
+    """An export of the trail's filters over what this person may see; ExportRefused if the
+    query cannot be honoured."""
+    sees_everything = user.has_perm(SEE_EVERYTHING)
+    return export_plan(
+        params,
+        visible=entries_visible(user=user),
+        scope="all" if sees_everything else f"visible to {user.get_username()}",
+    )

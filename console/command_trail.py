@@ -1,8 +1,7 @@
-"""Who acts when a person runs manage.py: the command and the operating-system account."""
+"""What the commands that change sign-in state leave on the trail (the actor: audit.actors)."""
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,16 +9,10 @@ from typing import Any
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.db import transaction
 
-from audit.actors import Actor
+from audit.actors import command_actor
 from audit.services import audit_record
 
-
-def command_actor(command: str) -> Actor:
-    try:
-        account = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers) and no LOGNAME/USER
-        account = "unknown account"
-    return Actor(kind="command", label=f"manage.py {command} ({account})")
+__all__ = ["command_actor", "locks_lifted", "logs_removed"]
 
 
 @contextmanager

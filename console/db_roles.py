@@ -3,7 +3,8 @@
 Migrations run as the owner of the tables; the application runs as a role that owns nothing,
 so it cannot disable or drop a trigger, and is granted per table only what the code needs. The
 append-only records get SELECT and INSERT; audit entries also the one-time seal of the seal
-columns; events may move on but never be deleted; TRUNCATE is granted on nothing. Every other
+columns; events may move on but never be deleted; TRUNCATE is granted on nothing. Archived
+audit entries leave only through the retention cut, a function that runs as the owner. Every other
 table gets the four ordinary privileges.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 from django.apps import apps
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from audit.models import AuditEntry, ChainCheck
+from audit.models import AuditEntry, ChainCheck, RetentionFloor
+from audit.retention import CUT_FUNCTION
 from workflows.models import Attempt, Decision, Event, Outcome, WorkflowVersion
 
 ORDINARY = "SELECT, INSERT, UPDATE, DELETE"
@@ -22,6 +24,8 @@ SEAL_COLUMNS = ("seq", "prev_hash", "hash", "sealed_at")
 RESTRICTED = {
     AuditEntry: f"SELECT, INSERT, UPDATE ({', '.join(SEAL_COLUMNS)})",
     ChainCheck: APPEND_ONLY,
+    # Written only by the retention cut, which runs as the owner.
+    RetentionFloor: "SELECT",
     Decision: APPEND_ONLY,
     Attempt: APPEND_ONLY,
     Outcome: APPEND_ONLY,
@@ -49,4 +53,6 @@ def app_role_grants(role: str, *, connection: BaseDatabaseWrapper) -> list[str]:
         f"GRANT {restricted.get(table, ORDINARY)} ON {quote(table)} TO {who}" for table in tables
     ]
     statements.append(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {who}")
+    # The one way to remove audit entries: below a retention floor, after their archive.
+    statements.append(f"GRANT EXECUTE ON FUNCTION {CUT_FUNCTION} TO {who}")
     return statements

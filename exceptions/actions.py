@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.utils.datastructures import MultiValueDict
 
 from exceptions import services
+from exceptions.approvals.services import approval_for_case_action
 from exceptions.event_forms import RecordOutcomeForm, outcome_params
 from exceptions.forms import (
     ActionForm,
@@ -37,6 +38,7 @@ from exceptions.forms import (
 )
 from exceptions.models import BulkJob, CaseState, ExceptionCase
 from exceptions.reasons import case_reclassify
+from workflows.four_eyes import ApprovalRequired
 from workflows.models import Event, Team
 
 TRIAGE = "exceptions.triage_exceptioncase"
@@ -176,7 +178,7 @@ def _replay_edit(
     _, replay = services.case_replay(
         case=case,
         actor=actor,
-        run_version="current",
+        run_version=params.get("version", "current"),
         payload=params["payload"],
         version=version,
         note=note,
@@ -238,7 +240,8 @@ ACTIONS: dict[str, CaseAction] = {
         CaseAction(
             "replay_edit", "Replay with an edited payload", ReplayEditForm, _replay_edit,
             "Case {pk} replayed with the edited payload as event {event}.",
-            params=_chosen("payload"), form_prefix="edit",
+            params=lambda data, actor: {"payload": data["payload"], "version": "current"},
+            form_prefix="edit",
             initial=lambda case: {
                 "payload": json.dumps(case.event.payload, indent=2, ensure_ascii=False)
             },
@@ -273,15 +276,30 @@ def bulk_action(name: str) -> CaseAction:
 
 
 def perform(action: CaseAction, *, case: ExceptionCase, actor: Any, form: ActionForm) -> str:
-    """Do the action a valid form asks for; the words that say it is done."""
+    """Do the action a valid form asks for; the words that say it is done.
+
+    An action that needs a second person's approval (an edited replay, a replay of an event
+    already delivered) does not run: it becomes an approval request, and the words say so.
+    """
     data = form.cleaned_data
-    replay = action.run(
-        case=case,
-        actor=actor,
-        version=data["version"],
-        note=data["note"],
-        params=action.params(data, actor),
-    )
+    params = action.params(data, actor)
+    try:
+        replay = action.run(
+            case=case, actor=actor, version=data["version"], note=data["note"], params=params
+        )
+    except ApprovalRequired as required:
+        approval = approval_for_case_action(
+            required=required,
+            case=case,
+            actor=actor,
+            action=action.name,
+            params=params,
+            note=data["note"],
+        )
+        return (
+            f"{required} Approval request #{approval.pk} now waits for a "
+            f"{approval.required_role}; the case stays open until then."
+        )
     return action.done.format(pk=case.pk, event=replay.pk if replay is not None else "")
 
 

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from exceptions.approvals.services import approval_for_ownership
 from exceptions.handover import person_deactivate
 from exceptions.notices import notification_email_set
 from exceptions.owner_forms import (
@@ -32,6 +33,7 @@ from exceptions.owner_forms import (
     TeamRenameForm,
 )
 from exceptions.owner_views import MAX_FALLBACK_SLOTS, workflow_context
+from workflows.four_eyes import ApprovalRequired
 from workflows.models import Membership, Team, Workflow
 from workflows.services.ownership import workflow_ownership_set
 from workflows.services.teams import (
@@ -203,8 +205,20 @@ def ownership_set(request: HttpRequest, slug: str) -> HttpResponse:
             )
         except OwnersRefused as refused:
             error = str(refused)
-        else:
-            messages.success(request, f"{workflow.name}: the new ownership is in force from now.")
+        except ApprovalRequired as required:
+            approval = approval_for_ownership(
+                required=required,
+                workflow=workflow,
+                actor=request.user,
+                owner=form.owner_slug(),
+                fallback_owners=form.fallbacks(),
+                reason=form.cleaned_data["reason"],
+            )
+            messages.info(
+                request,
+                f"{required} Approval request #{approval.pk} waits for a "
+                f"{approval.required_role}; the ownership stays as it is until then.",
+            )
             return redirect("owners-workflow", slug=workflow.slug)
     context = workflow_context(request, workflow, form=form)
     context["error"] = error

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from exceptions import views
+from exceptions.views import case_file as case_file_views
 from exceptions.views import events as event_views
 
 urlpatterns = [
@@ -15,9 +16,23 @@ urlpatterns = [
     path("exceptions/<int:pk>/", views.case_detail, name="case"),
     path("exceptions/<int:pk>/comment/", views.case_comment, name="case-comment"),
     path("exceptions/<int:pk>/preview/", views.case_preview, name="case-preview"),
+    path("exceptions/<int:pk>/case-file/", case_file_views.case_case_file, name="case-case-file"),
+    path(
+        "exceptions/<int:pk>/case-file.json",
+        case_file_views.case_case_file,
+        {"as_json": True},
+        name="case-case-file-json",
+    ),
     path("exceptions/<int:pk>/<str:action>/", views.case_action, name="case-action"),
     path("events/<int:pk>/", views.event_detail, name="event"),
+    path("events/<int:pk>/case-file/", case_file_views.event_case_file, name="event-case-file"),
+    path(
+        "events/<int:pk>/case-file.json",
+        case_file_views.event_case_file_json,
+        name="event-case-file-json",
+    ),
     path("owners/", include("exceptions.owner_urls")),
+    path("approvals/", include("exceptions.approvals.urls")),
     path("events/", event_views.event_list, name="events"),
     path(
         "events/<int:pk>/retry/", event_views.event_action, {"action": "retry"}, name="event-retry"

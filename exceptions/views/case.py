@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import reswap
 
 from exceptions import actions, presenters, selectors, services
 from exceptions.forms import ActionForm, CommentForm, PreviewForm
@@ -22,12 +23,13 @@ from exceptions.models import (
     ExceptionCase,
 )
 from exceptions.ownership import owner_panel
-from exceptions.services import CaseActionRefused, CaseConflict
+from exceptions.services import CaseActionForbidden, CaseActionRefused, CaseConflict
 from exceptions.views.base import TRIAGE, VIEW_CASES, HtmxHttpRequest
 from exceptions.views.events import event_page_offers
 from exceptions.views.queue import queue_params, render_results
 from workflows.models import Event
 from workflows.rules import DefinitionCompileError
+from workflows.selectors import event_shape_drift
 from workflows.services.engine import event_dry_run
 
 # --- one case ---------------------------------------------------------------------------------
@@ -56,6 +58,7 @@ def _case_context(
     }
     context.update(owner_panel(event=case.event, decisions=story.decisions, now=now, case=case))
     context["offers"] = actions.offers_on_case(case, request.user, bound=bound)
+    context["approvals"] = case.approval_requests.select_related("requested_by").order_by("-id")
     if can_triage:
         context["comment_form"] = CommentForm(auto_id="comment-id_%s")
     if can_triage and case.is_open:
@@ -118,6 +121,10 @@ def case_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
             shown = None
         except CaseConflict as conflict:
             status, kind, flash, shown = 409, "conflict", str(conflict), None
+        except CaseActionForbidden as forbidden:
+            if not request.htmx:
+                raise PermissionDenied(str(forbidden)) from forbidden
+            status, kind, flash = 403, "error", f"Not done: {forbidden}"
         except CaseActionRefused as refused:
             status, kind, flash = 422, "error", f"Not done: {refused}"
     fresh = _get_case(pk)
@@ -133,7 +140,8 @@ def case_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
             flash=flash,
             flash_kind=kind,
         )
-        return render(request, "exceptions/case.html#case", context, status=status)
+        response = render(request, "exceptions/case.html#case", context, status=status)
+        return reswap(response, "outerHTML") if status == 403 else response
     if status == 422 and shown is not None:
         context = _case_context(request, fresh, bound=(action, shown), flash=flash, flash_kind=kind)
         return render(request, "exceptions/case.html", context, status=status)
@@ -214,6 +222,7 @@ def event_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "now": now,
         "can_triage": request.user.has_perm(TRIAGE),
         "queue_for_event": f"{reverse('queue')}?{urlencode({'q': event.pk})}",
+        "shape_drift": event_shape_drift(event.pk),
         **owner_panel(event=event, decisions=story.decisions, now=now),
         **event_page_offers(request, event),
     }

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from exceptions.approvals.services import ApprovalRefused, approval_for_event_replay
 from exceptions.event_filters import EVENT_SORTS, EventFilter, event_filter_choices
 from exceptions.event_forms import EventReplayForm, EventRetryForm
 from exceptions.event_presenters import event_rows
@@ -27,6 +28,7 @@ from exceptions.services.events import (
     event_retry_from_page,
 )
 from exceptions.views.base import TRIAGE, HtmxHttpRequest
+from workflows.four_eyes import ApprovalRequired
 from workflows.models import Event
 
 VIEW_EVENTS = "workflows.view_event"
@@ -137,6 +139,22 @@ def event_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse
                 event=event, actor=request.user, run_version=data["run_version"], note=data["note"]
             )
             messages.success(request, f"Event {pk} replayed as event {replay.pk}.")
+    except ApprovalRequired as required:
+        try:
+            approval = approval_for_event_replay(
+                required=required,
+                event=event,
+                actor=request.user,
+                run_version=data["run_version"],
+                note=data["note"],
+            )
+        except ApprovalRefused as refused:
+            messages.error(request, f"Not done: {refused}")
+        else:
+            messages.info(
+                request,
+                f"{required} Approval request #{approval.pk} waits for a {approval.required_role}.",
+            )
     except CaseActionRefused as refused:
         messages.error(request, f"Not done: {refused}")
     return redirect("event", pk=pk)

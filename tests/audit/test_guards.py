@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,6 @@ from audit.chain import entry_hash
 from audit.models import AuditEntry, ChainCheck
 from audit.services import audit_chain_check, audit_record, audit_seal_pending
 from audit.tasks import verify_audit_chain
-from console.db_roles import app_role_grants
 from tests.support.superuser import as_owner, triggers_off
 
 pytestmark = pytest.mark.django_db
@@ -62,25 +59,6 @@ def test_truncate_is_refused_even_to_the_tables_owner(table: str) -> None:
 
 
 # --- the application's own role -----------------------------------------------------------------
-
-
-@pytest.fixture
-def app_role() -> Iterator[str]:
-    """Statements run as the application's production role: the one the suite assumes
-    (HANDOFF_TEST_APP_ROLE), or else one made for this test, inside its transaction."""
-    assumed = connection.settings_dict.get("OPTIONS", {}).get("assume_role")
-    if assumed:
-        yield assumed
-        return
-    role = f"handoff_app_test_{os.getpid()}"
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE ROLE {role} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
-        for statement in app_role_grants(role, connection=connection):
-            cursor.execute(statement)
-        cursor.execute(f"SET LOCAL ROLE {role}")
-    yield role
-    with connection.cursor() as cursor:
-        cursor.execute("RESET ROLE")
 
 
 def refused(sql: str, params: list[object] | None = None) -> str:

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         report = verify_chain()
         if not report.ok:
             raise CommandError(
-                f"audit chain BROKEN at entry #{report.broken_entry_id} (seq {report.broken_seq}): "
+                f"audit chain BROKEN at {report.location}: "
                 f"{report.problem}. {report.checked} entries before it verified."
             )
         path: Path | None = options["head"]
