@@ -7,8 +7,15 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -16,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audit import selectors as audit_selectors
 from console import health
 from console import selectors as console_selectors
+from console.roles import ADMIN, MANAGER, OPERATOR, role_names
 from console.services import (
     password_change_recorded,
     session_login,
@@ -30,13 +38,24 @@ if TYPE_CHECKING:
 @require_GET
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
+    """The numbers each of the person's roles needs first, then the queue, events and system."""
+    now = timezone.now()
+    roles = role_names(request.user)
     context: dict[str, object] = {
         "checks": health.system_checks(),
     }
+    if OPERATOR in roles and request.user.has_perm("exceptions.triage_exceptioncase"):
+        context["my_work"] = console_selectors.queue_counts(
+            request=request, views=console_selectors.MY_WORK
+        )
+    if MANAGER in roles:
+        context["manager"] = console_selectors.manager_numbers(request=request, now=now)
+    if ADMIN in roles:
+        context["admin"] = console_selectors.admin_numbers(now=now)
     if request.user.has_perm("exceptions.view_exceptioncase"):
         context["queue"] = console_selectors.queue_counts(request=request)
     if request.user.has_perm("workflows.view_event"):
-        context["recent"] = console_selectors.recent_events(now=timezone.now())
+        context["recent"] = console_selectors.recent_events(now=now)
     if request.user.has_perm("audit.view_auditentry"):
         context["chain"] = audit_selectors.chain_status()
         context["recent_entries"] = audit_selectors.recent_entries(limit=8)
@@ -80,6 +99,13 @@ def admin_password_change(request: HttpRequest) -> HttpResponse:
 def logout_view(request: HttpRequest) -> HttpResponse:
     session_logout(request=request)
     return redirect("login")
+
+
+@require_GET
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page links: send them to the static icon."""
+    return HttpResponsePermanentRedirect(static("img/favicon.ico"))
 
 
 @never_cache

@@ -53,8 +53,9 @@ MAX_ITEMS = {
 
 TOP_KEYS = {
     "slug", "name", "description", "owner", "fallback_owners", "required_fields", "enrich",
-    "routes", "review", "action", "retry", "outcome", "sla",
+    "routes", "review", "action", "retry", "outcome", "sla", "shape_drift",
 }  # fmt: skip
+SHAPE_DRIFT = ("flag", "block")
 REQUIRED_TOP_KEYS = ("slug", "name", "owner", "routes")
 
 
@@ -82,6 +83,8 @@ class Owners:
 
     teams: set[str] = field(default_factory=set)
     users: set[str] = field(default_factory=set)
+    # The roles a review gate may name as its approver; None: any role name is taken on trust.
+    roles: set[str] | None = None
 
 
 def json_type(value: Any) -> str:
@@ -241,11 +244,20 @@ def _check(raw: Any, checker: _Checker) -> dict[str, Any]:
     }
     if "routes" in raw and not out["routes"] and not checker.problems:
         checker.fail(("routes",), "routes must list at least one route")
-    out["review"] = _named_rules(raw, "review", checker, extra={"reason"})
+    out["review"] = _named_rules(
+        raw, "review", checker, extra={"reason"}, optional={"approver_role"}
+    )
+    _approver_roles(raw, out["review"], checker)
     out["action"] = _action(raw.get("action", {"type": "none"}), checker)
     out["retry"] = {"schedule": _retry_schedule(raw, checker)}
     out["outcome"] = _outcome(raw, checker)
     out["sla"] = _sla(raw, checker)
+    drift = raw.get("shape_drift", "flag")
+    if drift not in SHAPE_DRIFT:
+        checker.fail(("shape_drift",), f"shape_drift must be flag or block, not {drift!r}")
+    elif drift == "block":
+        # Flagging is the default and is left out, so older definitions keep their content.
+        out["shape_drift"] = "block"
     return out
 
 
@@ -364,14 +376,20 @@ def _sla(raw: dict[str, Any], checker: _Checker) -> dict[str, float | None]:
 
 
 def _named_rules(
-    raw: dict[str, Any], key: str, checker: _Checker, *, extra: set[str]
+    raw: dict[str, Any],
+    key: str,
+    checker: _Checker,
+    *,
+    extra: set[str],
+    optional: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     items = checker.items(raw, key, "a list")
     result, names = [], set()
     (extra_key,) = extra
     for i, item in enumerate(items):
         path = (key, i)
-        if not checker.keys(item, path, {"name", "when", *extra}, f"a {key} entry"):
+        allowed = {"name", "when", *extra, *(optional or ())}
+        if not checker.keys(item, path, allowed, f"a {key} entry"):
             continue
         name = checker.string(item.get("name"), (*path, "name"), f"{key}[{i}].name")
         if name is None:
@@ -388,6 +406,32 @@ def _named_rules(
         if when is not None and other is not None:
             result.append({"name": name, "when": when, extra_key: other})
     return result
+
+
+def _approver_roles(raw: dict[str, Any], gates: list[dict[str, Any]], checker: _Checker) -> None:
+    """Copy each review gate's `approver_role` (who may approve it) onto its normalized form.
+
+    Only gates that name one carry the key, so a definition without approver roles keeps the
+    content hash it always had.
+    """
+    review = raw.get("review")
+    if not isinstance(review, list):
+        return  # the review check has already said what is wrong with it
+    by_name = {gate["name"]: gate for gate in gates}
+    for i, item in enumerate(review):
+        if not isinstance(item, dict) or "approver_role" not in item:
+            continue
+        path = ("review", i, "approver_role")
+        role = checker.string(item["approver_role"], path, f"review[{i}].approver_role")
+        if role is None:
+            continue
+        if checker.owners.roles is not None and role not in checker.owners.roles:
+            known = ", ".join(sorted(checker.owners.roles)) or "none"
+            checker.fail(path, f"review[{i}].approver_role: unknown role {role!r} (roles: {known})")
+            continue
+        gate = by_name.get(item.get("name"))
+        if gate is not None:
+            gate["approver_role"] = role
 
 
 def _action(action: Any, checker: _Checker) -> dict[str, Any]:

@@ -459,13 +459,18 @@ class SampleReviewItem(models.Model):
 
 
 class ShapeScan(models.Model):
-    """How far the shape-drift scan has read a workflow's events (by event id)."""
+    """The shape a workflow's recent payloads had, learned from its events up to one id.
+
+    profile: {"events": n, "paths": {dotted path: {"seen": events having it,
+    "types": {JSON type: events}}}}, see workflows.shapes.
+    """
 
     workflow = models.OneToOneField(
         Workflow, primary_key=True, on_delete=models.CASCADE, related_name="+"
     )
     last_event_id = models.BigIntegerField(default=0)
     scanned_at = models.DateTimeField(null=True, blank=True)
+    profile = models.JSONField(default=dict)
 
     def __str__(self) -> str:
         return f"shape scan of {self.workflow_id} up to event {self.last_event_id}"
@@ -488,3 +493,86 @@ class ShapeDrift(models.Model):
 
     def __str__(self) -> str:
         return f"shape drift of event {self.event_id}"
+
+
+class OutcomeDay(models.Model):
+    """One local day's outcome figures for the events of one workflow version and owner team.
+
+    A rollup of the records, kept by console's outcome rollup: the figures of past days are read
+    from here instead of being computed again from every event. Cycle times are a histogram
+    (bucket -> [count, sum of seconds]) so percentiles over several days can be merged.
+    """
+
+    day = models.DateField()
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="+")
+    owner_team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    events = models.IntegerField(default=0)
+    events_in = models.IntegerField(default=0)
+    achieved = models.IntegerField(default=0)
+    manual = models.IntegerField(default=0)
+    manual_achieved = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    missing = models.IntegerField(default=0)
+    pending = models.IntegerField(default=0)
+    replayed = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    with_outcome = models.IntegerField(default=0)
+    errored = models.IntegerField(default=0)
+    closed = models.IntegerField(default=0)
+    automatic = models.IntegerField(default=0)
+    touches = models.IntegerField(default=0)
+    cycles = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "workflow", "version", "owner_team"],
+                name="outcome_day_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"outcomes of workflow {self.workflow_id} on {self.day}"
+
+
+class OutcomeCaseDay(models.Model):
+    """One local day's exception cases of one workflow version, owner team and reason code."""
+
+    day = models.DateField()
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="+")
+    owner_team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    reason = models.CharField(max_length=64)  # a reason code (exceptions' table is not ours)
+    cases = models.IntegerField(default=0)
+    acknowledged = models.IntegerField(default=0)
+    ack_seconds = models.FloatField(default=0.0)
+    resolved = models.IntegerField(default=0)
+    resolve_seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "workflow", "version", "owner_team", "reason"],
+                name="outcome_case_day_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} cases of workflow {self.workflow_id} on {self.day}"
+
+
+class OutcomeRollup(models.Model):
+    """Where the outcome rollup stands: the events received before `until` are rolled up."""
+
+    until = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)  # when the last refresh began
+
+    def __str__(self) -> str:
+        return f"outcomes rolled up until {self.until}"

@@ -19,8 +19,9 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from console.outcomes.metrics import OutcomeFigures, outcome_figures
+from console.outcomes.metrics import OutcomeFigures
 from console.outcomes.presenters import duration
+from console.outcomes.rollup import outcome_figures
 from console.outcomes.scope import Scope, midnight
 from workflows.models import Workflow
 from workflows.services.engine.route import OwnerDirectory

@@ -4,23 +4,27 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
 from django.db.models import Count
+from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 
-from console.outcomes.metrics import Figures, OutcomeFigures, outcome_figures
+from console.outcomes.metrics import Figures, OutcomeFigures
+from console.outcomes.rollup import outcome_figures
 from console.outcomes.scope import Scope, midnight
 from exceptions.event_selectors import latest_outcomes
 from exceptions.models import OPEN_STATES, ExceptionCase
-from workflows.models import Event, Outcome, Workflow, WorkflowVersion
+from workflows.models import Event, Outcome, ShapeDrift, Workflow, WorkflowVersion
 
 HEALTH_DAYS = 7
 RECENT_EVENTS = 20
+DRIFT_READ = 1000  # the latest flagged events whose changes are tallied by path
 
 # The latest success and failure of each workflow, each found by walking the workflow's events
 # backwards from the newest (event_workflow_recv_idx): a few rows each, however long the history.
@@ -152,4 +156,44 @@ def workflow_page(workflow: Workflow) -> WorkflowPage:
         last_success=ok,
         last_failure=bad,
         recent=[RecentEvent(e, outcomes.get(e.pk)) for e in events],
+    )
+
+
+@dataclass
+class DriftSummary:
+    """The workflow's events flagged for shape drift over a scope's days."""
+
+    days: list[tuple[date, int]]  # every day of the scope, with the events flagged on it
+    changes: list[tuple[str, str, int]]  # (path, change, events), most frequent first
+    latest: list[int]  # the newest flagged events' ids
+    blocks: bool  # the current version holds a drifting event for a person
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.days)
+
+
+def drift_summary(workflow: Workflow, scope: Scope) -> DriftSummary:
+    flagged = ShapeDrift.objects.filter(
+        workflow=workflow, received_at__gte=scope.start, received_at__lt=scope.end
+    )
+    per_day = dict(
+        flagged.annotate(day=TruncDate("received_at"))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    tally: Counter[tuple[str, str]] = Counter()
+    latest = []
+    for event_id, changes in flagged.order_by("-received_at").values_list("event_id", "changes")[
+        :DRIFT_READ
+    ]:
+        latest.append(event_id)
+        tally.update((change["path"], change["change"]) for change in changes)
+    version = workflow.current_version
+    return DriftSummary(
+        days=[(day, per_day.get(day, 0)) for day in scope.buckets()],
+        changes=[(path, change, n) for (path, change), n in tally.most_common(5)],
+        latest=latest[:5],
+        blocks=bool(version and version.definition.get("shape_drift") == "block"),
     )

@@ -16,6 +16,8 @@ from console.catalogue.forms import SIMULATE, simulate_form
 from console.catalogue.readiness import scorecards
 from console.catalogue.samples import REVIEW_SAMPLES, VIEW_SAMPLES, DrawForm, review_summaries
 from console.catalogue.selectors import workflow_for
+from console.outcomes.charts import stacked_bars
+from console.outcomes.presenters import bucket_label
 from workflows.definition_text import definition_diff, readable_definition
 from workflows.models import Workflow, WorkflowVersion
 
@@ -75,6 +77,15 @@ def page_context(request: HttpRequest, workflow: Workflow) -> dict[str, Any]:
         **diff_context(request, page.versions),
     }
     (context["scorecard"],) = scorecards([workflow], recent=page.figures)
+    drift = selectors.drift_summary(workflow, page.figures.scope)
+    context["drift"] = drift
+    context["drift_chart"] = stacked_bars(
+        id="drift",
+        title="Events flagged for shape drift, per day",
+        labels=[bucket_label(day, "day") for day, _ in drift.days],
+        series=[("flagged", [count for _, count in drift.days])],
+        fmt=lambda value: f"{value:,.0f}",
+    )
     if request.user.has_perm(SIMULATE):
         context["simulate_form"] = simulate_form(workflow)
     if request.user.has_perm(VIEW_SAMPLES):

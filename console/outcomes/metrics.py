@@ -33,6 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from console.outcomes.histogram import Histogram
 from console.outcomes.scope import Scope
 from workflows.models import Workflow
 
@@ -76,6 +77,7 @@ class Figures:
     resolve_seconds: float = 0.0
     touches: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    histogram: Histogram = field(default_factory=dict)  # cycle times, when read from the rollup
 
     @property
     def rated(self) -> int:
@@ -185,35 +187,39 @@ EVENT_COLUMNS = (
     "pending", "replayed", "cancelled", "cycles", "with_outcome", "errored", "closed", "automatic",
 )  # fmt: skip
 
-EVENTS_SQL = """
+JUDGED_SQL = """
+-- Each record is looked up for the events of the scope only: by index for a day or two, by
+-- one pass over the table for a long period, as the planner finds cheaper.
 WITH scope AS (
-    SELECT e.id, e.workflow_id, e.state, e.received_at, e.replay_of_id,
-        date_trunc(%(unit)s, e.received_at AT TIME ZONE %(tz)s)::date AS bucket
+    SELECT e.id, e.workflow_id, e.version_id, e.owner_team_id, e.state, e.received_at,
+        e.replay_of_id, date_trunc(%(unit)s, e.received_at AT TIME ZONE %(tz)s)::date AS bucket
     FROM workflows_event e
     WHERE e.received_at >= %(start)s AND e.received_at < %(end)s {filters}
 ),
 last_outcome AS (
     SELECT DISTINCT ON (o.event_id) o.event_id, o.status, o.source, o.observed_at
     FROM workflows_outcome o
-    WHERE o.observed_at >= %(start)s
+    WHERE o.observed_at >= %(start)s AND o.event_id IN (SELECT id FROM scope)
     ORDER BY o.event_id, o.observed_at DESC, o.id DESC
 ),
 cased AS (
     SELECT c.event_id, bool_or(c.reason_id = ANY(%(error_reasons)s)) AS errored
     FROM exceptions_exceptioncase c
-    WHERE c.opened_at >= %(start)s
+    WHERE c.opened_at >= %(start)s AND c.event_id IN (SELECT id FROM scope)
     GROUP BY c.event_id
 ),
 failed_attempt AS (
     SELECT DISTINCT a.event_id FROM workflows_attempt a
     WHERE a.started_at >= %(start)s AND a.status = ANY(%(failed_attempts)s)
+        AND a.event_id IN (SELECT id FROM scope)
 ),
 replayed AS (
     SELECT DISTINCT r.replay_of_id AS event_id FROM workflows_event r
-    WHERE r.replay_of_id IS NOT NULL AND r.received_at >= %(start)s
+    WHERE r.replay_of_id IN (SELECT id FROM scope) AND r.received_at >= %(start)s
 ),
 judged AS (
-    SELECT s.workflow_id, s.bucket, s.replay_of_id IS NULL AS original,
+    SELECT s.workflow_id, s.bucket, s.version_id, s.owner_team_id,
+        s.replay_of_id IS NULL AS original,
         CASE
             WHEN s.state = 'cancelled' THEN 'cancelled'
             WHEN rp.event_id IS NOT NULL THEN 'replayed'
@@ -235,7 +241,10 @@ judged AS (
     LEFT JOIN failed_attempt fa ON fa.event_id = s.id
     LEFT JOIN replayed rp ON rp.event_id = s.id
 )
-SELECT workflow_id, bucket,
+"""
+
+# The counts of EVENT_COLUMNS but the percentiles, over rows of the judged events.
+EVENT_COUNTS_SQL = """
     count(*), count(*) FILTER (WHERE original),
     count(*) FILTER (WHERE category = 'achieved'),
     count(*) FILTER (WHERE category = 'manual'),
@@ -245,18 +254,29 @@ SELECT workflow_id, bucket,
     count(*) FILTER (WHERE category = 'pending'),
     count(*) FILTER (WHERE category = 'replayed'),
     count(*) FILTER (WHERE category = 'cancelled'),
-    percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY cycle),
+    {cycles}
     count(cycle),
     count(*) FILTER (WHERE errored),
     count(*) FILTER (WHERE closed),
     count(*) FILTER (WHERE closed AND untouched)
-FROM judged
-GROUP BY GROUPING SETS ((workflow_id, bucket), (workflow_id), (bucket), ())
 """
 
+EVENTS_SQL = (
+    JUDGED_SQL
+    + "SELECT workflow_id, bucket,"
+    + EVENT_COUNTS_SQL.format(
+        cycles="percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY cycle),"
+    )
+    + """FROM judged
+GROUP BY GROUPING SETS ((workflow_id, bucket), (workflow_id), (bucket), ())
+"""
+)
+
+
+# {keys}: more columns to group by, after the workflow, the bucket and the reason.
 CASES_SQL = """
-SELECT c.workflow_id, date_trunc(%(unit)s, c.opened_at AT TIME ZONE %(tz)s)::date, c.reason_id,
-    count(*),
+SELECT c.workflow_id, date_trunc(%(unit)s, c.opened_at AT TIME ZONE %(tz)s)::date, c.reason_id
+    {keys}, count(*),
     count(t.acknowledged),
     coalesce(sum(extract(epoch FROM t.acknowledged - c.opened_at)), 0),
     count(*) FILTER (WHERE c.state IN ('resolved', 'dismissed')),
@@ -267,7 +287,7 @@ FROM exceptions_exceptioncase c
 CROSS JOIN LATERAL (SELECT coalesce(c.acknowledged_at,
     CASE WHEN c.closed_by_id IS NOT NULL THEN c.resolved_at END) AS acknowledged) t
 WHERE c.opened_at >= %(start)s AND c.opened_at < %(end)s {filters}
-GROUP BY 1, 2, 3
+GROUP BY {group}
 """
 
 TOUCHES_SQL = """
@@ -281,10 +301,11 @@ WITH touched AS (
         AND a.object_type IN ('workflows.event', 'exceptions.exceptioncase')
         AND a.object_id ~ '^[0-9]{{1,18}}$'
 )
-SELECT e.workflow_id, date_trunc(%(unit)s, e.received_at AT TIME ZONE %(tz)s)::date, count(*)
+SELECT e.workflow_id, date_trunc(%(unit)s, e.received_at AT TIME ZONE %(tz)s)::date
+    {keys}, count(*)
 FROM touched t JOIN workflows_event e ON e.id = t.event_id
 WHERE e.received_at >= %(start)s AND e.received_at < %(end)s {filters}
-GROUP BY 1, 2
+GROUP BY {group}
 """
 
 
@@ -294,7 +315,7 @@ GROUP BY 1, 2
 ANALYTIC_SETTINGS = ("SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off")
 
 
-def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def analytic_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     with transaction.atomic(), connection.cursor() as cursor:
         for setting in ANALYTIC_SETTINGS:
             cursor.execute(setting)
@@ -302,18 +323,37 @@ def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
 
 
-def _levels(workflow_id: int, bucket: date) -> list[Key]:
+def levels(workflow_id: int, bucket: date) -> list[Key]:
     """The cells a per-workflow, per-bucket row adds up into."""
     return [(workflow_id, bucket), (workflow_id, None), (None, bucket), (None, None)]
 
 
-def outcome_figures(scope: Scope) -> OutcomeFigures:
-    """Every figure of the scope: per workflow and bucket, per workflow, per bucket, in all."""
+def add_cases(cells: dict[Key, Figures], rows: list[tuple[Any, ...]]) -> None:
+    """Add rows of (workflow, bucket, reason, cases, acknowledged, seconds to acknowledge,
+    resolved, seconds to resolve) into their cells."""
+    for workflow_id, bucket, reason, count, acked, ack_s, resolved, resolve_s in rows:
+        for key in levels(workflow_id, bucket):
+            cell = cells[key]
+            cell.cases += count
+            cell.acknowledged += acked
+            cell.ack_seconds += float(ack_s)
+            cell.resolved += resolved
+            cell.resolve_seconds += float(resolve_s)
+            cell.by_reason[reason] = cell.by_reason.get(reason, 0) + count
+
+
+def live_outcome_figures(scope: Scope) -> OutcomeFigures:
+    """Every figure of the scope, per workflow and bucket, per workflow, per bucket and in all,
+    computed from the records alone, percentiles exact.
+
+    The definition of the figures: the page reads the same ones from the daily rollup
+    (console.outcomes.rollup), which its tests hold equal to these.
+    """
     cells: dict[Key, Figures] = defaultdict(Figures)
     params = _common(scope)
 
     event_filters, event_params = scope_filters(scope, event="e")
-    for row in _rows(EVENTS_SQL.format(filters=event_filters), {**params, **event_params}):
+    for row in analytic_rows(EVENTS_SQL.format(filters=event_filters), {**params, **event_params}):
         workflow_id, bucket, *values = row
         cell = cells[(workflow_id, bucket)]
         for name, value in zip(EVENT_COLUMNS, values, strict=True):
@@ -324,33 +364,28 @@ def outcome_figures(scope: Scope) -> OutcomeFigures:
     # The events are joined only to filter by version: a case knows its workflow and owner.
     join = "JOIN workflows_event e ON e.id = c.event_id" if scope.version is not None else ""
     cases_sql = CASES_SQL.format(
-        filters=case_filters.replace("e.workflow_id", "c.workflow_id"), join=join
+        filters=case_filters.replace("e.workflow_id", "c.workflow_id"),
+        join=join,
+        keys="",
+        group="1, 2, 3",
     )
-    for row in _rows(cases_sql, {**params, **case_params}):
-        workflow_id, bucket, reason, count, acked, ack_s, resolved, resolve_s = row
-        for key in _levels(workflow_id, bucket):
-            cell = cells[key]
-            cell.cases += count
-            cell.acknowledged += acked
-            cell.ack_seconds += float(ack_s)
-            cell.resolved += resolved
-            cell.resolve_seconds += float(resolve_s)
-            cell.by_reason[reason] = cell.by_reason.get(reason, 0) + count
+    add_cases(cells, analytic_rows(cases_sql, {**params, **case_params}))
 
-    for workflow_id, bucket, count in _rows(
-        TOUCHES_SQL.format(filters=event_filters), {**params, **event_params}
+    for workflow_id, bucket, count in analytic_rows(
+        TOUCHES_SQL.format(filters=event_filters, keys="", group="1, 2"),
+        {**params, **event_params},
     ):
-        for key in _levels(workflow_id, bucket):
+        for key in levels(workflow_id, bucket):
             cells[key].touches += count
 
     return OutcomeFigures(
         scope=scope,
         buckets=scope.buckets(),
-        workflows=_workflows({key[0] for key in cells if key[0] is not None}),
+        workflows=workflows_named({key[0] for key in cells if key[0] is not None}),
         cells=dict(cells),
     )
 
 
-def _workflows(ids: set[int]) -> list[tuple[int, str, str]]:
+def workflows_named(ids: set[int]) -> list[tuple[int, str, str]]:
     rows = Workflow.objects.filter(pk__in=ids).order_by("name").values_list("pk", "slug", "name")
     return list(rows)

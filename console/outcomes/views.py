@@ -15,8 +15,8 @@ from django.views.decorators.http import require_GET
 
 from audit.services import audit_record
 from console.outcomes import presenters
-from console.outcomes.metrics import outcome_figures
 from console.outcomes.reasons import reason_recurrences
+from console.outcomes.rollup import outcome_figures
 from console.outcomes.scope import ScopeForm
 from exceptions.models import ReasonCode
 

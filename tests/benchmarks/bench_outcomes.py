@@ -5,9 +5,12 @@
 
 Uses the database DATABASE_URL names as it is (migrate it, `manage.py seed_demo` or at least
 the demo organisation, then `manage.py generate_events --count 1000000 --span-days 60`; with
---events it generates what is missing). Each scenario is requested through Django's test client
-(the whole middleware, view and template path, no network) `runs` times; the SQL the page ran
-is captured once and re-executed alone, back to back. It prints medians and their ratio.
+--events it generates what is missing). The outcome rollup is refreshed first (with --rebuild,
+built again from nothing) and its refresh timed, then the 30-day figures are computed both
+ways (from the records alone, and from the rollup plus today). Each scenario is requested
+through Django's test client (the whole middleware, view and template path, no network) `runs`
+times; the SQL the page ran is captured once and re-executed alone, back to back. It prints
+medians and their ratio.
 Not collected by pytest (the file name does not start with test_).
 """
 
@@ -34,9 +37,12 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+from console.outcomes.metrics import live_outcome_figures  # noqa: E402
+from console.outcomes.rollup import outcome_figures, outcome_rollup_refresh  # noqa: E402
+from console.outcomes.scope import ScopeForm  # noqa: E402
 from exceptions.pagination import encode_cursor  # noqa: E402
 from tests.benchmarks.bench_queue import median_ms, runnable, sql_alone  # noqa: E402
-from workflows.models import Event  # noqa: E402
+from workflows.models import Event, OutcomeCaseDay, OutcomeDay, OutcomeRollup  # noqa: E402
 
 
 def deep_cursor(position: int) -> str:
@@ -63,9 +69,34 @@ def scenarios(total: int) -> list[tuple[str, str]]:
         ("/outcomes/ last 30 days, one workflow", "/outcomes/?workflow=refund-approval"),
         ("/outcomes/ last 90 days, by week", "/outcomes/?period=90"),
         ("/outcomes/export.csv last 30 days", "/outcomes/export.csv"),
+        ("/ overview (a manager's numbers)", "/"),
         ("/workflows/ catalogue", "/workflows/"),
         ("/workflows/lead-routing/", "/workflows/lead-routing/"),
     ]
+
+
+def rollup(events: int, rebuild: bool, runs: int) -> None:
+    """Time the rollup's refreshes, and the 30-day figures from the records and from it."""
+    if rebuild:
+        OutcomeRollup.objects.all().delete()
+        OutcomeDay.objects.all().delete()
+        OutcomeCaseDay.objects.all().delete()
+    started = time.perf_counter()
+    first = outcome_rollup_refresh()
+    took = time.perf_counter() - started
+    started = time.perf_counter()
+    second = outcome_rollup_refresh()
+    again = time.perf_counter() - started
+    print(f"\nrollup of {events:,} events: refresh {took:.1f} s ({first}),")
+    print(f"  the next one with nothing changed {again * 1000:.0f} ms ({second})")
+    scope = ScopeForm().scope()
+    for name, compute in (("records alone", live_outcome_figures), ("rollup", outcome_figures)):
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            compute(scope)
+            samples.append(time.perf_counter() - started)
+        print(f"  30-day figures from the {name}: {median_ms(samples):.0f} ms")
 
 
 def main() -> None:
@@ -73,6 +104,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=0, help="generate up to this many events")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    parser.add_argument("--rebuild", action="store_true", help="build the rollup from nothing")
     args = parser.parse_args()
 
     have = Event.objects.count()
@@ -83,6 +115,8 @@ def main() -> None:
         for table in ("workflows_event", "workflows_outcome", "workflows_attempt",
                       "exceptions_exceptioncase"):  # fmt: skip
             cursor.execute(f"VACUUM ANALYZE {table}")
+
+    rollup(have, args.rebuild, args.runs)
 
     user, _ = get_user_model().objects.get_or_create(username="bench-manager")
     user.groups.add(Group.objects.get(name="manager"))

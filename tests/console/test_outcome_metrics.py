@@ -14,6 +14,7 @@ trail (not a person's touch).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -21,7 +22,8 @@ import time_machine
 from django.db import transaction
 
 from audit.services import audit_record
-from console.outcomes.metrics import outcome_figures
+from console.outcomes.metrics import OutcomeFigures, live_outcome_figures
+from console.outcomes.rollup import outcome_figures, outcome_rollup_refresh
 from console.outcomes.scope import Scope
 from exceptions.services import case_acknowledge, case_open_or_join, case_record_outcome
 from tests import factories
@@ -110,12 +112,29 @@ def history(operator) -> Workflow:
     return flow
 
 
+Figures = Callable[[Scope], OutcomeFigures]
+
+
+@pytest.fixture(params=["records", "rollup"])
+def figures_of(request) -> Figures:
+    """The figures computed from the records, or read from the daily rollup after a refresh:
+    every answer below must be the same either way."""
+    if request.param == "records":
+        return live_outcome_figures
+
+    def rolled_up(scope: Scope) -> OutcomeFigures:
+        outcome_rollup_refresh()
+        return outcome_figures(scope)
+
+    return rolled_up
+
+
 def day_scope(**filters) -> Scope:
     return Scope(start=DAY, end=DAY + timedelta(days=1), unit="day", **filters)
 
 
-def test_outcome_rate_counts_manual_outcomes_apart(history: Workflow) -> None:
-    lead = outcome_figures(day_scope()).at(history.pk, None)
+def test_outcome_rate_counts_manual_outcomes_apart(history: Workflow, figures_of: Figures) -> None:
+    lead = figures_of(day_scope()).at(history.pk, None)
     assert (lead.events, lead.events_in) == (12, 12)
     assert (lead.achieved, lead.manual, lead.failed, lead.missing) == (6, 2, 1, 1)
     assert (lead.pending, lead.cancelled, lead.manual_achieved) == (1, 1, 2)
@@ -126,8 +145,10 @@ def test_outcome_rate_counts_manual_outcomes_apart(history: Workflow) -> None:
     assert lead.missing_rate == 10.0
 
 
-def test_cycle_time_percentiles_from_receipt_to_outcome(history: Workflow) -> None:
-    lead = outcome_figures(day_scope()).at(history.pk, None)
+def test_cycle_time_percentiles_from_receipt_to_outcome(
+    history: Workflow, figures_of: Figures
+) -> None:
+    lead = figures_of(day_scope()).at(history.pk, None)
     # Nine outcomes 1..9 minutes after receipt (the manual ones included).
     assert lead.with_outcome == 9
     assert lead.cycle_p50 == pytest.approx(300)
@@ -135,8 +156,8 @@ def test_cycle_time_percentiles_from_receipt_to_outcome(history: Workflow) -> No
     assert lead.cycle_p99 == pytest.approx(8.92 * 60)
 
 
-def test_mtta_and_mttr_over_the_cases_opened(history: Workflow) -> None:
-    lead = outcome_figures(day_scope()).at(history.pk, None)
+def test_mtta_and_mttr_over_the_cases_opened(history: Workflow, figures_of: Figures) -> None:
+    lead = figures_of(day_scope()).at(history.pk, None)
     assert lead.cases == 3
     assert lead.by_reason == {"delivery_failed": 1, "review_required": 1, "validation_failed": 1}
     # Acknowledged after 2 and 4 minutes; the review case's first human act was closing it (7).
@@ -147,15 +168,17 @@ def test_mtta_and_mttr_over_the_cases_opened(history: Workflow) -> None:
     assert lead.mttr == pytest.approx(6.5 * 60)
 
 
-def test_manual_touches_are_the_peoples_entries_on_the_trail(history: Workflow) -> None:
-    lead = outcome_figures(day_scope()).at(history.pk, None)
+def test_manual_touches_are_the_peoples_entries_on_the_trail(
+    history: Workflow, figures_of: Figures
+) -> None:
+    lead = figures_of(day_scope()).at(history.pk, None)
     # e7: acknowledge, the case's record_outcome and the event's; e8: both; e10: acknowledge.
     assert lead.touches == 6
     assert lead.touches_per_event == 0.5
 
 
-def test_error_rate_and_the_automatic_share(history: Workflow) -> None:
-    lead = outcome_figures(day_scope()).at(history.pk, None)
+def test_error_rate_and_the_automatic_share(history: Workflow, figures_of: Figures) -> None:
+    lead = figures_of(day_scope()).at(history.pk, None)
     assert lead.errored == 2  # e3's failed attempt, e7's delivery_failed case
     assert lead.error_rate == pytest.approx(16.7)
     assert lead.closed == 9  # e1..e9
@@ -164,8 +187,8 @@ def test_error_rate_and_the_automatic_share(history: Workflow) -> None:
     assert lead.human_share == pytest.approx(22.2)
 
 
-def test_totals_buckets_and_filters_add_up(history: Workflow) -> None:
-    figures = outcome_figures(day_scope())
+def test_totals_buckets_and_filters_add_up(history: Workflow, figures_of: Figures) -> None:
+    figures = figures_of(day_scope())
     assert figures.buckets == [date(2026, 3, 2)]
     assert figures.at(None, None).events == 13
     assert figures.at(None, date(2026, 3, 2)).events == 13
@@ -173,19 +196,17 @@ def test_totals_buckets_and_filters_add_up(history: Workflow) -> None:
     assert [slug for _, slug, _ in figures.workflows] == ["lead-routing", "other-flow"]
     # Percentiles do not add up: the total's come from all ten outcomes.
     assert figures.at(None, None).with_outcome == 10
-    only_lead = outcome_figures(day_scope(workflow=history))
+    only_lead = figures_of(day_scope(workflow=history))
     assert only_lead.at(None, None).events == 12
-    nothing_the_day_before = outcome_figures(
-        Scope(start=DAY - timedelta(days=1), end=DAY, unit="day")
-    )
+    nothing_the_day_before = figures_of(Scope(start=DAY - timedelta(days=1), end=DAY, unit="day"))
     assert nothing_the_day_before.at(None, None).events == 0
 
 
-def test_team_and_version_filters(history: Workflow) -> None:
+def test_team_and_version_filters(history: Workflow, figures_of: Figures) -> None:
     team = factories.team("inbound-sdr")
     first = Event.objects.filter(workflow=history).order_by("received_at").first()
     Event.objects.filter(pk=first.pk).update(owner_team=team)
-    owned = outcome_figures(day_scope(team=team)).at(None, None)
+    owned = figures_of(day_scope(team=team)).at(None, None)
     assert (owned.events, owned.achieved, owned.cases) == (1, 1, 0)
-    assert outcome_figures(day_scope(version=1)).at(history.pk, None).cases == 3
-    assert outcome_figures(day_scope(version=2)).at(None, None).events == 0
+    assert figures_of(day_scope(version=1)).at(history.pk, None).cases == 3
+    assert figures_of(day_scope(version=2)).at(None, None).events == 0

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -68,6 +69,26 @@ def test_a_workflow_whose_owner_team_is_inactive_fails_the_owner_control(teams) 
     status, evidence = controls(workflow)["owner_active"]
     assert status == "fail"
     assert evidence == "The owner team revenue-ops is inactive."
+
+
+def test_a_workflow_whose_owner_left_fails_the_owner_control(teams) -> None:
+    workflow = flow(teams)
+    # The owner team's only member is deactivated: the team is there, nobody can take work.
+    get_user_model().objects.filter(username="revenue-ops-member").update(is_active=False)
+    status, evidence = controls(workflow)["owner_active"]
+    assert status == "fail"
+    assert evidence == "The owner team revenue-ops has no active members."
+
+
+def test_a_deactivated_person_owning_a_route_warns(teams, make_user) -> None:
+    leaver = make_user("operator", username="lee")
+    routes = [{"name": "all", "when": "true", "owner": "user:lee"}]
+    workflow = flow(teams, routes=routes)
+    assert controls(workflow)["owner_active"][0] == "pass"
+    leaver.is_active = False
+    leaver.save()
+    status, evidence = controls(workflow)["owner_active"]
+    assert status == "warn" and "route owner user:lee is deactivated" in evidence
 
 
 def test_an_inactive_fallback_or_route_owner_warns(teams) -> None:

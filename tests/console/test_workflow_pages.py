@@ -60,6 +60,9 @@ def test_the_workflow_page_shows_rules_policy_and_recent_events(signed_in) -> No
     Outcome.objects.create(event=event, status="achieved", source="manual")
     body = signed_in.get("/workflows/lead-routing/").content.decode()
     assert "context.segment == &quot;enterprise&quot; &amp;&amp; payload.territory" in body
+    # Each enrich rule, its field and its expression.
+    assert "<dt><code>segment</code></dt>" in body
+    assert "payload.company.size &gt;= 500 ? &quot;enterprise&quot; : &quot;smb&quot;" in body
     assert "emea-enterprise" in body and "Refunds above 1000 need a manager" in body
     assert "waits 5s, 5m, 30m, 2h, 5h, 10h, 1d after each failed attempt (7 retries)" in body
     assert "acknowledge within 30m, resolve within 4h" in body

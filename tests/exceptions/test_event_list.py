@@ -10,6 +10,7 @@ import time_machine
 from django.db import connection
 
 from audit.models import AuditEntry
+from exceptions.approvals.models import ApprovalRequest
 from exceptions.event_filters import events_matching
 from tests import factories
 from tests.support.cursors import MALFORMED
@@ -182,7 +183,7 @@ def test_an_event_held_by_an_open_case_is_worked_on_the_case_not_its_page(signed
     assert f"Case {case.pk} is open on this event" in messages
 
 
-def test_replaying_a_delivered_event_needs_a_reason(signed_in, operator) -> None:
+def test_replaying_a_delivered_event_needs_a_reason_and_an_approval(signed_in, operator) -> None:
     event = made(lead("a@example.com"), state=EventState.SUCCEEDED, step="outcome")
     Attempt.objects.create(
         event=event,
@@ -204,12 +205,20 @@ def test_replaying_a_delivered_event_needs_a_reason(signed_in, operator) -> None
     assert "already delivered" in refused.content.decode()
     assert not Event.objects.filter(replay_of=event).exists()
 
-    signed_in.post(
-        f"/events/{event.pk}/replay/", {"run_version": "current", "note": "CRM lost the lead"}
+    asked = signed_in.post(
+        f"/events/{event.pk}/replay/",
+        {"run_version": "current", "note": "CRM lost the lead"},
+        follow=True,
     )
-    replay = Event.objects.get(replay_of=event)
-    assert replay.state == EventState.RECEIVED
-    assert AuditEntry.objects.get(action="event.replay").reason == "CRM lost the lead"
+    # Sending it again waits for a second person: nothing is replayed yet.
+    assert not Event.objects.filter(replay_of=event).exists()
+    approval = ApprovalRequest.objects.get(event=event)
+    assert (approval.kind, approval.state, approval.reason) == (
+        "delivered_replay",
+        "pending",
+        "CRM lost the lead",
+    )
+    assert f"Approval request #{approval.pk} waits for a manager" in asked.content.decode()
 
 
 def test_an_event_still_running_offers_nothing_and_refuses_a_replay(signed_in) -> None:

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.definitions import json_type, json_type_matches
-from workflows.models import Step
+from workflows.models import AttemptTrigger, ShapeScan, Step
 from workflows.rules import CompiledWorkflow, evaluate, inputs_read, resolve_path
 from workflows.services.engine.run import Run, workflow_owner
 from workflows.services.engine.wording import as_json, literal
+from workflows.shapes import changes_sentence, shape_changes
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,43 @@ def _read_required(
     return found_values, problems
 
 
+def _shape_read(run: Run) -> str:
+    """Compare the payload with the shape its workflow's recent events had; record any drift.
+
+    The drift in a sentence if it must stop the event ("" if not): the workflow blocks on
+    drift and nobody has looked at this event yet (a person's retry or replay goes through,
+    the drift still recorded).
+    """
+    profile = (
+        ShapeScan.objects.filter(workflow_id=run.event.workflow_id)
+        .values_list("profile", flat=True)
+        .first()
+    )
+    changes = shape_changes(profile or {}, run.event.payload)
+    if not changes:
+        return ""
+    run.shape_drift = [change.as_dict() for change in changes]
+    learned = int((profile or {}).get("events", 0))
+    held = run.compiled.drift_blocks and run.event.pending_trigger == AttemptTrigger.AUTO
+    if held:
+        then = "held for a person: this workflow blocks on shape drift"
+    elif run.compiled.drift_blocks:
+        then = "let through: a person sent it again"
+    else:
+        then = "flagged; processing goes on"
+    sentence = changes_sentence(changes, learned)
+    run.decide(
+        step=Step.VALIDATE,
+        rule="shape_drift",
+        result={"changes": run.shape_drift, "learned_from": learned, "held": held},
+        ok=not held,
+        explanation=f"{sentence} ({then})",
+    )
+    return sentence if held else ""
+
+
 def validate_step(run: Run) -> bool:
+    drift_holds = _shape_read(run)
     inputs, problems = _read_required(run.compiled, run.event.payload)
     if problems:
         sentence = "; ".join(str(problem) for problem in problems)
@@ -74,6 +111,14 @@ def validate_step(run: Run) -> bool:
             detail=sentence,
             owner=workflow_owner(run),
             fingerprint_key=problems[0].path,
+        )
+        return False
+    if drift_holds:
+        run.needs_attention(
+            reason_code="payload_shape_changed",
+            detail=drift_holds,
+            owner=workflow_owner(run),
+            fingerprint_key=run.shape_drift[0]["path"],
         )
         return False
     count = len(run.compiled.required_fields)
