@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_JSON ?=
 EMBEDDED := $(PY) -m console.embedded run --
 
-.PHONY: run test lint format bench clean-data help
+.PHONY: run test lint format bench faults clean-data help
 
 help:
 	@echo "make run    console, worker and beat on embedded PostgreSQL and Redis (data in .data/)"
 	@echo "make test   the whole suite (DATABASE_URL/REDIS_URL if set, embedded servers otherwise)"
-	@echo "make bench  ingest and processing figures beside their floors (needs wrk)"
+	@echo "make bench  every figure beside its ceiling (BENCH_JSON=FILE, BENCH_ONLY=, BENCH_QUICK=1)"
+	@echo "make faults fault tests on their own PostgreSQL and Redis (FAULTS_SHORT=1: the short form)"
 	@echo "make lint   ruff lint and format check, mypy, djLint on the templates"
 
 $(PY):
@@ -40,12 +42,17 @@ test: $(VENV)/.installed-dev
 	fi
 
 bench: $(VENV)/.installed-dev
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null)
 	@if [ -n "$$DATABASE_URL" ] && [ -n "$$REDIS_URL" ]; then \
-		$(PY) tests/benchmarks/bench_engine.py; \
+		BENCH_JSON=$(BENCH_JSON) $(PY) tests/benchmarks/bench.py; \
 	else \
-		$(EMBEDDED) $(PY) tests/benchmarks/bench_engine.py; \
+		BENCH_JSON=$(BENCH_JSON) $(EMBEDDED) $(PY) tests/benchmarks/bench.py; \
 	fi
+
+# Its own embedded PostgreSQL and Redis under a temporary directory, whatever DATABASE_URL says.
+faults: $(VENV)/.installed-dev
+	$(PY) -m tests.faults $(if $(FAULTS_SHORT),--short,) $(FAULTS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

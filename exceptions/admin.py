@@ -11,6 +11,7 @@ from django.forms.models import model_to_dict
 from django.http import HttpRequest
 
 from audit.services import audit_record
+from exceptions.approvals.models import ApprovalRequest
 from exceptions.models import BulkJob, ExceptionCase, ReasonCode, SavedView
 
 REASON_FIELDS = (
@@ -86,3 +87,12 @@ class BulkJobAdmin(ReadOnlyAdmin):
 class SavedViewAdmin(ReadOnlyAdmin):
     list_display = ["name", "owner", "query", "created_at"]
     list_select_related = ["owner"]
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnlyAdmin):
+    """Read-only: requests are decided on /approvals/, where four-eyes is enforced."""
+
+    list_display = ["id", "kind", "state", "requested_by", "required_role", "decided_by"]
+    list_filter = ["state", "kind"]
+    list_select_related = ["requested_by", "decided_by"]

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from django.db.models import Prefetch
 from django.http import HttpRequest, QueryDict
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 
 from exceptions.models import CaseState, ExceptionCase
 from exceptions.pagination import InvalidCursor, keyset_page
@@ -20,6 +20,7 @@ from workflows.api import ApiError, ErrorOut, event_for, token_of
 from workflows.auth import workflows_visible_to
 from workflows.models import Event
 from workflows.owners import owner_username
+from workflows.selectors import event_shape_drift
 
 router = Router(tags=["exceptions"])
 
@@ -86,6 +87,13 @@ class OutcomeOut(Schema):
     observed_at: datetime
 
 
+class ShapeChangeOut(Schema):
+    path: str
+    change: str = Field(description="missing, type_changed or new_key")
+    expected: str
+    seen: str
+
+
 class EventOut(Schema):
     id: int
     workflow: str
@@ -108,6 +116,7 @@ class EventOut(Schema):
     attempts: list[AttemptOut]
     exceptions: list[CaseOut]
     outcomes: list[OutcomeOut]
+    shape_drift: list[ShapeChangeOut]
 
 
 class CasePage(Schema):
@@ -221,6 +230,7 @@ def event_get(request: HttpRequest, event_id: int) -> dict[str, Any]:
             }
             for o in event.outcomes.all()
         ],
+        "shape_drift": event_shape_drift(event.pk),
     }
 
 

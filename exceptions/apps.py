@@ -15,3 +15,4 @@ class ExceptionsConfig(AppConfig):
         # The trail links an entry to the page of its case or event; those pages are here.
         register_object_link("exceptions.exceptioncase", lambda pk: reverse("case", args=[pk]))
         register_object_link("workflows.event", lambda pk: reverse("event", args=[pk]))
+        register_object_link("approval_request", lambda pk: reverse("approval", args=[pk]))

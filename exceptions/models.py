@@ -255,6 +255,14 @@ class BulkJob(models.Model):
     # When a chunk last committed: a job that stops moving is sent to the workers again.
     progressed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The approval a job over more cases than the threshold runs under; its entries carry it.
+    approval = models.ForeignKey(
+        "exceptions.ApprovalRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="bulk_jobs",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -368,3 +376,7 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of case {self.case_id} for {self.user_id}"
+
+
+# Approval requests live in their own package; imported here so the app registers the model.
+from exceptions.approvals.models import ApprovalRequest  # noqa: E402, F401

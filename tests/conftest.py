@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractUser
 from pytest_django import DjangoDbBlocker
 
 from tests.factories import UserFactory
+from tests.support.sinks import Sink
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,24 @@ def django_db_setup(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -
         connections[alias].settings_dict["OPTIONS"].pop("assume_role", None)
         settings.DATABASES[alias]["OPTIONS"].pop("assume_role", None)
         connections[alias].close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_cache() -> Iterator[None]:
+    """Each test starts with no token or workflow remembered from another test's rows."""
+    from workflows.api_cache import api_cache_clear
+
+    api_cache_clear()
+    yield
+    api_cache_clear()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """An HTTP destination on 127.0.0.1 that answers as scripted and keeps what it was sent."""
+    running = Sink().start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture

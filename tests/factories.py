@@ -28,6 +28,9 @@ from workflows.services.engine.run import Run, send_attention, workflow_owner
 from workflows.services.ingest import event_ingest
 
 PASSWORD = "correct horse battery staple"
+# The id of the approval a service runs under, as the approvals app passes it: tests of the
+# services below that app (ownership, replays) run them as an approved request would.
+APPROVAL = 1
 
 # --- people and teams -------------------------------------------------------------------------
 
@@ -129,6 +132,52 @@ ENTERPRISE_EMEA_LEAD = {
 GOOD_LEAD = {"email": "dana@example.com", "company": {"name": "Example GmbH", "size": 820}}
 
 
+REFUND_APPROVAL: dict[str, Any] = {
+    "slug": "refund-approval",
+    "name": "Refund approval",
+    "owner": "finance-ops",
+    "fallback_owners": ["finance-managers"],
+    "required_fields": [
+        {"path": "order_id", "type": "string"},
+        {"path": "amount", "type": "number"},
+        {"path": "currency", "type": "string"},
+    ],
+    "enrich": [{"name": "band", "expr": 'payload.amount > 1000 ? "large" : "small"'}],
+    "routes": [{"name": "default", "when": "true", "owner": "finance-ops"}],
+    "review": [
+        {
+            "name": "big-refund",
+            "when": "payload.amount > 1000",
+            "reason": "Refunds above 1000 need a manager",
+            "approver_role": "manager",
+        },
+    ],
+    "action": {"type": "webhook", "url": "http://127.0.0.1:9/payments", "timeout_seconds": 5},
+    "retry": {"schedule": [5, 60]},
+    "outcome": {"confirm_within": 120},
+    "sla": {"acknowledge_within": 3600, "resolve_within": 28800},
+}
+BIG_REFUND = {"order_id": "A-1001", "amount": 2500, "currency": "EUR"}
+# A workflow file as an admin writes it: billing owns it, finance-ops backs it up.
+BILLING_DISPUTES_YAML = """\
+slug: billing-disputes
+name: Billing disputes
+owner: billing
+fallback_owners: [finance-ops]
+routes:
+  - {name: default, when: 'true', owner: billing}
+action: {type: none}
+"""
+
+
+def refund_approval_definition(*, url: str) -> dict[str, Any]:
+    """The demo's refund approval with its webhook: big refunds wait for a manager's review,
+    the payment provider confirms each refund."""
+    result = copy.deepcopy(REFUND_APPROVAL)
+    result["action"]["url"] = url
+    return result
+
+
 def definition(**changes: Any) -> dict[str, Any]:
     """The lead-routing definition with top-level keys replaced; `url` sets the action's URL."""
     result = copy.deepcopy(LEAD_ROUTING)
@@ -177,6 +226,23 @@ def open_definition(slug: str, owner: str, **changes: Any) -> dict[str, Any]:
         "sla": {"acknowledge_within": None, "resolve_within": None},
     }
     return definition(**{**plain, **changes})
+
+
+def reviewed_refund_definition(**changes: Any) -> dict[str, Any]:
+    """Refunds as the demo runs them: above 1000 a review that only a manager may approve; no
+    action, so an approved or replayed refund finishes at once."""
+    refunds = {
+        "required_fields": [{"path": "amount", "type": "number"}],
+        "review": [
+            {
+                "name": "big-refund",
+                "when": "payload.amount > 1000",
+                "reason": "Refunds above 1000 need a manager",
+                "approver_role": "manager",
+            }
+        ],
+    }
+    return open_definition("refunds", "finance-ops", **{**refunds, **changes})
 
 
 # --- workflows, events, decisions and cases ------------------------------------------------------
@@ -292,3 +358,27 @@ def case(
         ExceptionCase.objects.filter(pk=opened.pk).update(**fields)
         opened.refresh_from_db()
     return opened
+
+
+# --- the audit trail ------------------------------------------------------------------------
+
+
+def audit_entries(
+    count: int, *, action: str = "test.thing", sealed: bool = True, **fields: Any
+) -> list[Any]:
+    """`count` entries recorded by the system through the audit service, sealed unless told."""
+    from audit.models import AuditEntry
+    from audit.services import audit_record, audit_seal_pending
+
+    fields.setdefault("object_type", "thing")
+    object_id = fields.pop("object_id", None)
+    with transaction.atomic():
+        entries = [
+            audit_record(
+                actor=None, action=action, object_id=i if object_id is None else object_id, **fields
+            )
+            for i in range(count)
+        ]
+    if sealed:
+        audit_seal_pending()
+    return list(AuditEntry.objects.filter(pk__in=[e.pk for e in entries]).order_by("id"))

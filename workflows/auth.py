@@ -12,6 +12,7 @@ from django.utils import timezone
 from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer
 
+from workflows.api_cache import last_used, note_used, token_grant
 from workflows.models import ApiToken, Workflow
 from workflows.ratelimit import rate_limit_check
 from workflows.services.tokens import token_hash
@@ -38,11 +39,13 @@ class TokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken:
         if not _TOKEN_SHAPE.match(token):
             raise AuthenticationError(message="Invalid token")
-        found = ApiToken.objects.filter(token_hash=token_hash(token)).first()
-        if found is None:
+        # Kept in process for a few seconds (workflows/api_cache.py): no query per request.
+        grant = token_grant(token_hash(token))
+        if grant is None:
             raise AuthenticationError(message="Invalid token")
-        if not found.is_active:
+        if grant.revoked_at is not None:
             raise AuthenticationError(message="Token revoked")
+        found = grant.as_token(last_used(grant.pk))
         _touch(found)
         # Limits are per token, so they are checked here, once the token is known. (Ninja's
         # throttle classes keep per-request state on a shared instance; this keeps none.)
@@ -60,6 +63,7 @@ def _touch(token: ApiToken) -> None:
         Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale)
     ).update(last_used_at=now)
     token.last_used_at = now
+    note_used(token.pk, now)
 
 
 def workflows_visible_to(token: ApiToken) -> Any:

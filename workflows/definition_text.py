@@ -22,7 +22,7 @@ from workflows.destinations import redacted_url
 KEY_ORDER = [
     "slug", "name", "path", "type", "description", "when", "owner", "fallback_owners",
     "required_fields", "enrich", "routes", "review", "action", "retry", "outcome", "sla",
-    "reason", "url", "timeout_seconds", "schedule",
+    "shape_drift", "reason", "url", "timeout_seconds", "schedule",
     "confirm_within", "acknowledge_within", "resolve_within",
 ]  # fmt: skip
 _RANK = {key: i for i, key in enumerate(KEY_ORDER)}

@@ -7,6 +7,7 @@ so "who owned it then" does not change when people or teams change later.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -134,24 +135,77 @@ class TeamThen:
         return self.exists and self.active and bool(self.members)
 
 
-def team_then(slug: str, at: datetime) -> TeamThen:
-    team = Team.objects.filter(slug=slug).first()
-    if team is None:
-        return TeamThen(slug=slug, name=slug, exists=False, active=False)
-    members = [
-        MemberThen(
-            username=m.user.get_username(),
-            name=m.user.get_full_name() or m.user.get_username(),
-            role=m.role,
-            since=m.valid_from,
-            until=m.valid_to,
-            active_now=m.user.is_active,
+@dataclass(frozen=True)
+class TeamHistory:
+    """A team and every membership it ever had, read once: how it stood at any moment.
+
+    What reads the same team at many moments (a case file: one per decision) asks this
+    instead of querying for each moment.
+    """
+
+    slug: str
+    team: Team | None
+    memberships: list[Membership] = field(default_factory=list)
+
+    def at(self, at: datetime) -> TeamThen:
+        team = self.team
+        if team is None:
+            return TeamThen(slug=self.slug, name=self.slug, exists=False, active=False)
+        current = [
+            m
+            for m in self.memberships
+            if m.valid_from <= at and (m.valid_to is None or m.valid_to > at)
+        ]
+        # As members_at orders them: by role (descending), then by username.
+        current.sort(key=lambda m: m.user.get_username())
+        current.sort(key=lambda m: m.role, reverse=True)
+        members = [
+            MemberThen(
+                username=m.user.get_username(),
+                name=m.user.get_full_name() or m.user.get_username(),
+                role=m.role,
+                since=m.valid_from,
+                until=m.valid_to,
+                active_now=m.user.is_active,
+            )
+            for m in current
+        ]
+        return TeamThen(
+            slug=team.slug, name=team.name, exists=True, active=team.active_at(at), members=members
         )
-        for m in members_at(team_id=team.pk, at=at)
-    ]
-    return TeamThen(
-        slug=team.slug, name=team.name, exists=True, active=team.active_at(at), members=members
+
+
+def team_histories(
+    slugs: Iterable[str], *, earliest: datetime, latest: datetime
+) -> dict[str, TeamHistory]:
+    """Each team named, with the memberships in force at some moment from earliest to latest:
+    two queries however many teams and moments."""
+    wanted = sorted(set(slugs))
+    teams = {team.slug: team for team in Team.objects.filter(slug__in=wanted)}
+    memberships: dict[int, list[Membership]] = {team.pk: [] for team in teams.values()}
+    rows = (
+        Membership.objects.filter(team__in=list(teams.values()), valid_from__lte=latest)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=earliest))
+        .select_related("user")
     )
+    for membership in rows:
+        memberships[membership.team_id].append(membership)
+    return {
+        slug: TeamHistory(
+            slug=slug,
+            team=teams.get(slug),
+            memberships=memberships.get(teams[slug].pk, []) if slug in teams else [],
+        )
+        for slug in wanted
+    }
+
+
+def team_then(slug: str, at: datetime) -> TeamThen:
+    return team_histories([slug], earliest=at, latest=at)[slug].at(at)
+
+
+# How a reader that already holds teams' histories sees a team at a moment.
+TeamAt = Callable[[str, datetime], TeamThen]
 
 
 @dataclass(frozen=True)
@@ -216,14 +270,16 @@ def workflow_owner_at(*, workflow: Workflow, at: datetime) -> OwnerAt:
     )
 
 
-def owner_then(ref: str, at: datetime) -> tuple[TeamThen | None, str]:
+def owner_then(
+    ref: str, at: datetime, *, team_at: TeamAt = team_then
+) -> tuple[TeamThen | None, str]:
     """(team as it stood, person's username) for an owner reference."""
     if not ref:
         return None, ""
     username = owner_username(ref)
     if username is not None:
         return None, username
-    return team_then(ref, at), ""
+    return team_at(ref, at), ""
 
 
 def event_owner_at(*, event: Event, at: datetime) -> OwnerAt:
@@ -250,8 +306,11 @@ def event_owner_at(*, event: Event, at: datetime) -> OwnerAt:
     return route_owner_at(decision, subject=subject, at=at)
 
 
-def route_owner_at(decision: Decision, *, subject: str, at: datetime) -> OwnerAt:
-    """The owner a route decision chose, as the decision recorded it."""
+def route_owner_at(
+    decision: Decision, *, subject: str, at: datetime, team_at: TeamAt = team_then
+) -> OwnerAt:
+    """The owner a route decision chose, as the decision recorded it; its team as team_at
+    reads it at `at`."""
     result = decision.result if isinstance(decision.result, dict) else {}
     chosen = str(result.get("owner") or "")
     rule = {
@@ -264,7 +323,7 @@ def route_owner_at(decision: Decision, *, subject: str, at: datetime) -> OwnerAt
     }
     if not decision.ok or not chosen:
         return OwnerAt(subject=subject, at=at, owner="", through=decision.explanation, rule=rule)
-    team, person = owner_then(chosen, at)
+    team, person = owner_then(chosen, at, team_at=team_at)
     return OwnerAt(
         subject=subject,
         at=at,

@@ -68,6 +68,7 @@ class Route:
 class ReviewGate:
     rule: Rule
     reason: str
+    approver_role: str = ""  # the role that may approve what the gate holds; "" any reviewer
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class CompiledWorkflow:
     confirm_within: timedelta | None
     acknowledge_within: timedelta | None
     resolve_within: timedelta | None
+    drift_blocks: bool = False  # a payload whose shape departs waits for a person
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,9 @@ def compile_definition(definition: dict[str, Any], *, version_number: int = 0) -
             ),
             review=tuple(
                 ReviewGate(
-                    rule=_rule(("review", i, "when"), g["name"], g["when"]), reason=g["reason"]
+                    rule=_rule(("review", i, "when"), g["name"], g["when"]),
+                    reason=g["reason"],
+                    approver_role=g.get("approver_role", ""),
                 )
                 for i, g in review
             ),
@@ -250,6 +254,7 @@ def compile_definition(definition: dict[str, Any], *, version_number: int = 0) -
             confirm_within=_window(definition, "outcome", "confirm_within"),
             acknowledge_within=_window(definition, "sla", "acknowledge_within"),
             resolve_within=_window(definition, "sla", "resolve_within"),
+            drift_blocks=definition.get("shape_drift") == "block",
         )
 
 

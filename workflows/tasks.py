@@ -21,6 +21,7 @@ from workflows.services.engine import (
 )
 from workflows.services.heartbeats import SWEEP as SWEEP_HEARTBEAT
 from workflows.services.heartbeats import heartbeat_record
+from workflows.services.shapes import shape_profiles_learn
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@shared_task(name=PROCESS_DUE_TASK, queue=EVENTS_QUEUE)
+@shared_task(name=PROCESS_DUE_TASK)
 def process_due() -> int:
     """Drain due events in batches for a while; hand what is left to a fresh message."""
     budget = float(
@@ -60,7 +61,7 @@ def process_due() -> int:
     return result.processed
 
 
-@shared_task(name="workflows.sweep", queue=EVENTS_QUEUE)
+@shared_task(name="workflows.sweep")
 def sweep() -> dict[str, int]:
     """Release stale claims, then wake workers for what is due: a lost message loses nothing."""
     released = events_release_stale(older_than=stale_claim_after())
@@ -73,7 +74,7 @@ def sweep() -> dict[str, int]:
     return result
 
 
-@shared_task(name="workflows.expire_outcomes", queue=EVENTS_QUEUE)
+@shared_task(name="workflows.expire_outcomes")
 def expire_outcomes() -> int:
     return outcomes_expire_due(now=timezone.now())
 
@@ -88,3 +89,9 @@ def _wake(count: int) -> int:
             break
         sent += 1
     return sent
+
+
+@shared_task(name="workflows.learn_shapes")
+def learn_shapes() -> int:
+    """Learn each workflow's usual payload shape from its recent events."""
+    return shape_profiles_learn()

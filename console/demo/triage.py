@@ -1,8 +1,9 @@
 """A morning of triage on the demo data, by the demo people through the real services.
 
 Runs once, shortly after the worker has processed the demo events, so the console opens with
-cases acknowledged, claimed, commented on, approved, rejected, resolved and dismissed, and with
-events in the failed and cancelled states those actions lead to.
+cases acknowledged, claimed, commented on, approved, rejected, resolved and dismissed, with
+events in the failed and cancelled states those actions lead to, and an edited replay waiting
+on /approvals/ for the manager.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
+from exceptions.approvals.services import approval_for_case_action
 from exceptions.handover import person_deactivate
 from exceptions.models import CaseState, DismissReason, ExceptionCase, Resolution
 from exceptions.services import (
@@ -22,8 +24,10 @@ from exceptions.services import (
     case_claim,
     case_comment,
     case_dismiss,
+    case_replay,
     case_resolve,
 )
+from workflows.four_eyes import ApprovalRequired
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ def demo_triage() -> int:
     if olivia is None or marcus is None:
         return 0
     leads = _open("validation_failed", "lead-routing", 5)
-    reviews = _open("review_required", "refund-approval", 4)
+    reviews = _open("review_required", "refund-approval", 5)
     plan: list[tuple[Callable[..., object], ExceptionCase, Any, dict[str, Any]]] = [
         *[(case_acknowledge, case, olivia, {"note": "Looking at the form export."})
           for case in leads[:3]],
@@ -59,7 +63,7 @@ def demo_triage() -> int:
           for case in reviews[:3]],
         *[(case_resolve, case, marcus, {"resolution": Resolution.REJECTED,
                                         "note": "Goods not returned yet; refund refused."})
-          for case in reviews[3:]],
+          for case in reviews[3:4]],
         *[(case_resolve, case, olivia, {"resolution": Resolution.HANDLED_MANUALLY,
                                         "note": "Ticket created by hand in the help desk."})
           for case in _open("validation_failed", "support-triage", 2)],
@@ -71,6 +75,7 @@ def demo_triage() -> int:
             done += 1
         except (CaseConflict, CaseActionRefused) as exc:
             logger.info("demo triage skipped case %s: %s", case.pk, exc)
+    done += sum(_ask_edited_replay(case, olivia) for case in reviews[4:])
     done += _leaver(users.get("ada") or marcus)
     for case in _open("delivery_rejected", "lead-routing", 1):
         case_comment(
@@ -80,6 +85,26 @@ def demo_triage() -> int:
         )
         done += 1
     return done
+
+
+def _ask_edited_replay(case: ExceptionCase, operator: Any) -> int:
+    """Olivia asks to replay a refund with a lower amount: it waits on /approvals/ for Marcus."""
+    payload = {**case.event.payload, "amount": 850}
+    params = {"payload": payload, "version": "current"}
+    note = "Customer kept one of the items; refund the rest only."
+    try:
+        case_replay(case=case, actor=operator, run_version="current", payload=payload, note=note)
+    except ApprovalRequired as required:
+        approval_for_case_action(
+            required=required,
+            case=case,
+            actor=operator,
+            action="replay_edit",
+            params=params,
+            note=note,
+        )
+        return 1
+    return 0
 
 
 def _leaver(admin: Any) -> int:

@@ -192,7 +192,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # How often beat sweeps for due events, and when a sweep that did not come is flagged as stale
-# (on the overview and in /readyz): beat or every worker on the events queue has stopped.
+# (on the overview and in /readyz): beat or every worker on the sweeps queue has stopped.
 HANDOFF_SWEEP_INTERVAL_SECONDS = env_int("HANDOFF_SWEEP_INTERVAL_SECONDS", 2)
 HANDOFF_SWEEP_STALE_SECONDS = env_int(
     "HANDOFF_SWEEP_STALE_SECONDS", max(60, 10 * HANDOFF_SWEEP_INTERVAL_SECONDS)
@@ -201,6 +201,28 @@ HANDOFF_SWEEP_STALE_SECONDS = env_int(
 # How often beat walks the whole chain and checks the head file; a check older than twice this
 # shows as stale on the overview and in /readyz.
 AUDIT_VERIFY_INTERVAL_SECONDS = env_int("AUDIT_VERIFY_INTERVAL_SECONDS", 900)
+
+# Celery queues, one per kind of work, so each can have workers of its own (docs/scaling.md):
+# "events" is processing (draining due events), "sweeps" beat's periodic jobs, "bulk" the chunks
+# of bulk jobs, "audit" sealing and verifying the chain, "default" the rest (diagnostics, demo).
+CELERY_QUEUES = ("events", "sweeps", "bulk", "audit", "default")
+CELERY_TASK_QUEUES = {
+    "workflows.process_due": "events",
+    "workflows.sweep": "sweeps",
+    "workflows.expire_outcomes": "sweeps",
+    "workflows.learn_shapes": "sweeps",
+    "console.outcomes_roll_up": "sweeps",
+    "exceptions.resume_bulk_jobs": "sweeps",
+    "exceptions.wake_snoozed": "sweeps",
+    "exceptions.escalate": "sweeps",
+    "exceptions.send_notices": "sweeps",
+    "exceptions.bulk_run": "bulk",
+    "audit.seal": "audit",
+    "audit.verify": "audit",
+    "audit.prune": "audit",
+    "console.ping": "default",
+    "console.demo_triage": "default",
+}
 
 # Celery: the database is the truth, a message carries only ids (DESIGN.md section 5).
 CELERY_TASK_HARD_TIME_LIMIT = env_int("CELERY_TASK_HARD_TIME_LIMIT", 300)
@@ -230,51 +252,65 @@ CELERY = {
     "worker_hijack_root_logger": False,
     "beat_schedule_filename": str(DATA_DIR / "celerybeat-schedule"),
     "task_default_queue": "default",
+    "task_routes": {name: {"queue": queue} for name, queue in CELERY_TASK_QUEUES.items()},
     "beat_schedule": {
         "audit-seal": {
             "task": "audit.seal",
             "schedule": float(env_int("AUDIT_SEAL_INTERVAL_SECONDS", 2)),
-            "options": {"queue": "audit", "expires": 10},
+            "options": {"expires": 10},
         },
         "audit-verify": {
             "task": "audit.verify",
             "schedule": float(AUDIT_VERIFY_INTERVAL_SECONDS),
-            "options": {"queue": "audit", "expires": 600},
+            "options": {"expires": 600},
         },
         # Re-enqueues due events and takes back claims of workers that died.
         "workflows-sweep": {
             "task": "workflows.sweep",
             "schedule": float(HANDOFF_SWEEP_INTERVAL_SECONDS),
-            "options": {"queue": "events", "expires": 10},
+            "options": {"expires": 10},
+        },
+        # Each workflow's usual payload shape, which the engine compares each payload with.
+        "workflows-learn-shapes": {
+            "task": "workflows.learn_shapes",
+            "schedule": float(env_int("HANDOFF_SHAPE_LEARN_SECONDS", 300)),
+            "options": {"expires": 250},
         },
         "workflows-expire-outcomes": {
             "task": "workflows.expire_outcomes",
             "schedule": 30.0,
-            "options": {"queue": "events", "expires": 60},
+            "options": {"expires": 60},
         },
         # Bulk jobs whose chain of tasks was lost are sent to the workers again.
         "exceptions-resume-bulk-jobs": {
             "task": "exceptions.resume_bulk_jobs",
             "schedule": 30.0,
-            "options": {"queue": "default", "expires": 25},
+            "options": {"expires": 25},
         },
-        # SLA breach notices and escalations, each step once per deadline.
+        # SLA breach notices and escalations, each step once per deadline; approval requests
+        # nobody decided in time expire.
         "exceptions-escalate": {
             "task": "exceptions.escalate",
             "schedule": 60.0,
-            "options": {"queue": "default", "expires": 50},
+            "options": {"expires": 50},
         },
         # Each person's owed notices, gathered into one email.
         "exceptions-send-notices": {
             "task": "exceptions.send_notices",
             "schedule": 30.0,
-            "options": {"queue": "default", "expires": 25},
+            "options": {"expires": 25},
+        },
+        # Past days' outcome figures: the days that ended, and those whose records changed.
+        "console-outcomes-roll-up": {
+            "task": "console.outcomes_roll_up",
+            "schedule": float(env_int("HANDOFF_OUTCOME_ROLLUP_SECONDS", 120)),
+            "options": {"expires": 100},
         },
         # Snoozed cases whose snooze has ended come back to the queue.
         "exceptions-wake-snoozed": {
             "task": "exceptions.wake_snoozed",
             "schedule": 60.0,
-            "options": {"queue": "default", "expires": 50},
+            "options": {"expires": 50},
         },
     },
 }
@@ -309,6 +345,17 @@ AUDIT_SEAL_BATCH_SIZE = env_int("AUDIT_SEAL_BATCH_SIZE", 1000)
 # every seal ("" keeps none), and the key of its HMAC (derived from SECRET_KEY when empty).
 AUDIT_HEAD_FILE = os.environ.get("AUDIT_HEAD_FILE", str(DATA_DIR / "audit-head.json"))
 AUDIT_HEAD_KEY = os.environ.get("AUDIT_HEAD_KEY", "")
+# Retention (audit/retention.py): entries older than this many days are archived to
+# AUDIT_ARCHIVE_DIR with their digest, then removed from the table, by beat every hour and by
+# `manage.py audit_prune`. Unset (the default): entries stay for ever.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 0) or None
+AUDIT_ARCHIVE_DIR = os.environ.get("AUDIT_ARCHIVE_DIR", str(DATA_DIR / "audit-archive"))
+if AUDIT_RETENTION_DAYS:
+    CELERY["beat_schedule"]["audit-prune"] = {  # type: ignore[index]
+        "task": "audit.prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    }
 
 # Email: who owns a case hears of it (assignments, breaches, escalations). Links in emails
 # start with HANDOFF_BASE_URL. An unacknowledged breach goes to the team's leads, then after
@@ -326,11 +373,27 @@ HANDOFF_ESCALATION_STEP_SECONDS = env_int("HANDOFF_ESCALATION_STEP_SECONDS", 180
 # A bulk job whose chunks stopped committing this long ago is sent to the workers again.
 HANDOFF_BULK_STALL_SECONDS = env_int("HANDOFF_BULK_STALL_SECONDS", 60)
 
+# Four-eyes (README "Four-eyes approvals"): a bulk replay or dismiss of more cases than this
+# waits for a second person's approval; a request nobody decides expires after the TTL; and
+# the role that must approve each kind of request (admins hold every role).
+HANDOFF_APPROVAL_BULK_THRESHOLD = env_int("HANDOFF_APPROVAL_BULK_THRESHOLD", 50)
+HANDOFF_APPROVAL_TTL_HOURS = env_int("HANDOFF_APPROVAL_TTL_HOURS", 72)
+HANDOFF_APPROVAL_ROLES = {
+    "edited_replay": "manager",
+    "delivered_replay": "manager",
+    "bulk_replay": "manager",
+    "bulk_dismiss": "manager",
+    "workflow_routing_change": "manager",
+    "workflow_ownership_change": "manager",
+}
+
 # HTTP API: one event's payload, a whole batch request, and each token's request budget.
 HANDOFF_MAX_PAYLOAD_BYTES = env_int("HANDOFF_MAX_PAYLOAD_BYTES", 256 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HANDOFF_MAX_BATCH_BYTES", 8 * 1024 * 1024)
 HANDOFF_API_RATE_LIMIT = env_int("HANDOFF_API_RATE_LIMIT", 600)
 HANDOFF_API_RATE_WINDOW_SECONDS = env_int("HANDOFF_API_RATE_WINDOW_SECONDS", 60)
+# How long a process keeps a token and a workflow it read: the bound on revocation elsewhere.
+HANDOFF_API_CACHE_SECONDS = env_int("HANDOFF_API_CACHE_SECONDS", 5)
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,7 @@ from exceptions.services.bulk import (
     bulk_job_run_inline,
 )
 from exceptions.services.cases import (
+    CaseActionForbidden,
     CaseActionRefused,
     CaseConflict,
     case_acknowledge,
@@ -39,6 +40,7 @@ __all__ = [
     "BULK_CHUNK_SIZE",
     "BULK_INLINE_MAX",
     "REVIEW_REASON",
+    "CaseActionForbidden",
     "CaseActionRefused",
     "CaseConflict",
     "bulk",

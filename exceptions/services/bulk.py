@@ -5,17 +5,29 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from audit.context import current_approval_id
 from audit.services import audit_record
 from exceptions.models import BulkItemState, BulkJob, BulkJobItem, BulkJobState, ExceptionCase
 from exceptions.services.cases import CaseActionRefused, CaseConflict
+from workflows.four_eyes import BULK_DISMISS, BULK_REPLAY, ApprovalRequired
 
 BULK_CHUNK_SIZE = 100
 # Up to this many cases a bulk action runs inside the request; above it, as a Celery job.
 BULK_INLINE_MAX = 200
+# Bulk actions that, over HANDOFF_APPROVAL_BULK_THRESHOLD cases, wait for a second person.
+NEEDS_APPROVAL_IN_BULK = {"replay": BULK_REPLAY, "dismiss": BULK_DISMISS}
+
+
+def bulk_approval_kind(*, action: str, count: int) -> str:
+    """The kind of approval a bulk `action` over `count` cases needs, or "" if none."""
+    if count > settings.HANDOFF_APPROVAL_BULK_THRESHOLD:
+        return NEEDS_APPROVAL_IN_BULK.get(action, "")
+    return ""
 
 
 @transaction.atomic
@@ -27,11 +39,31 @@ def bulk_job_create(
     note: str,
     cases: QuerySet[ExceptionCase],
     scope: str,
+    approval_id: int | None = None,
 ) -> BulkJob:
-    """Fix the list of cases (one INSERT ... SELECT) and record who asked for what, and why."""
+    """Fix the list of cases (one INSERT ... SELECT) and record who asked for what, and why.
+
+    A replay or dismiss of more cases than the threshold runs only under an approval
+    (approval_id); without one it raises ApprovalRequired and creates nothing.
+    """
     _registry().bulk_action(action)  # refuses a name that is not one
+    if approval_id is None and action in NEEDS_APPROVAL_IN_BULK:
+        count = cases.order_by().values("id").distinct().count()
+        kind = bulk_approval_kind(action=action, count=count)
+        if kind:
+            raise ApprovalRequired(
+                kind,
+                f"A bulk {action} of {count} cases (more than "
+                f"{settings.HANDOFF_APPROVAL_BULK_THRESHOLD}) runs only once a second person "
+                "approves it.",
+            )
     job = BulkJob.objects.create(
-        created_by=actor, action=action, params=params, note=note, scope=scope
+        created_by=actor,
+        action=action,
+        params=params,
+        note=note,
+        scope=scope,
+        approval_id=approval_id,
     )
     ids = cases.order_by().values("id")
     sql, sql_params = ids.query.sql_with_params()
@@ -53,6 +85,7 @@ def bulk_job_create(
         target=job,
         after={"action": action, "params": params, "total": total, "scope": scope},
         reason=note,
+        approval_id=approval_id,
     )
     return job
 
@@ -79,6 +112,8 @@ def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
     registry = _registry()
     with transaction.atomic():
         job = BulkJob.objects.select_related("created_by").get(pk=job_id)
+        # Each case's entries name the approval the job runs under, if any.
+        carried = current_approval_id.set(job.approval_id)
         items = list(
             BulkJobItem.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(job_id=job_id, state=BulkItemState.PENDING)
@@ -86,17 +121,20 @@ def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
             .order_by("id")[:size]
         )
         counts = {state: 0 for state in BulkItemState.values}
-        for item in items:
-            try:
-                with transaction.atomic():
-                    registry.bulk_apply(case=item.case, job=job)
-                item.state, item.message = BulkItemState.SUCCEEDED, ""
-            except (CaseConflict, CaseActionRefused) as exc:
-                item.state, item.message = BulkItemState.SKIPPED, str(exc)
-            except Exception as exc:  # one bad case must not stop the other thousands
-                item.state = BulkItemState.FAILED
-                item.message = f"{type(exc).__name__}: {exc}"[:2000]
-            counts[item.state] += 1
+        try:
+            for item in items:
+                try:
+                    with transaction.atomic():
+                        registry.bulk_apply(case=item.case, job=job)
+                    item.state, item.message = BulkItemState.SUCCEEDED, ""
+                except (CaseConflict, CaseActionRefused, ApprovalRequired) as exc:
+                    item.state, item.message = BulkItemState.SKIPPED, str(exc)
+                except Exception as exc:  # one bad case must not stop the other thousands
+                    item.state = BulkItemState.FAILED
+                    item.message = f"{type(exc).__name__}: {exc}"[:2000]
+                counts[item.state] += 1
+        finally:
+            current_approval_id.reset(carried)
         BulkJobItem.objects.bulk_update(items, ["state", "message"])
         BulkJob.objects.filter(pk=job_id).update(
             progressed_at=timezone.now(),

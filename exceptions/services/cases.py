@@ -58,6 +58,10 @@ class CaseActionRefused(ValueError):
     """The action does not apply to the case as it is (closed, missing note, wrong code)."""
 
 
+class CaseActionForbidden(CaseActionRefused):
+    """This person may not take the action on this case (a review only a manager approves)."""
+
+
 def case_fingerprint(*, workflow_slug: str, reason_code: str, step: str, key: str) -> str:
     """Cases with the same workflow, reason, step and error class (or missing field) group."""
     raw = "\x1f".join([workflow_slug, reason_code, step, key])

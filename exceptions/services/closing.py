@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.context import current_approval_id
 from exceptions.models import (
     OPEN_STATES,
     CaseState,
@@ -17,13 +18,16 @@ from exceptions.models import (
     Resolution,
 )
 from exceptions.services.cases import (
+    CaseActionForbidden,
     CaseActionRefused,
     CaseConflict,
     case_change,
     require_note,
     require_open,
 )
+from workflows.four_eyes import holds_role
 from workflows.models import Event, EventState
+from workflows.selectors import review_approver_role
 from workflows.services import engine
 
 REVIEW_REASON = "review_required"
@@ -60,11 +64,28 @@ def _engine_replay(
 ) -> Event:
     event = Event.objects.get(pk=event_id)
     try:
+        # Under an approval being carried out (audit.context), the engine lets through what
+        # needs one; otherwise it raises ApprovalRequired for the caller to ask for one.
         return engine.event_replay(
-            event=event, actor=actor, version=version, payload_override=payload, note=note
+            event=event,
+            actor=actor,
+            version=version,
+            payload_override=payload,
+            note=note,
+            approval_id=current_approval_id.get(),
         )
     except engine.ReplayNotPossible as exc:
         raise CaseActionRefused(str(exc)) from exc
+
+
+def require_approver(case: ExceptionCase, actor: Any) -> None:
+    """Only the role the review gate names may approve what it held; others may comment."""
+    role = review_approver_role(event_id=case.event_id)
+    if not holds_role(actor, role):
+        raise CaseActionForbidden(
+            f"Only a {role} may approve this review: the rule that held event {case.event_id} "
+            "says so. You can add a comment for them."
+        )
 
 
 @transaction.atomic
@@ -89,6 +110,8 @@ def case_resolve(
     is_review = case.reason_id == REVIEW_REASON
     if resolution in (Resolution.APPROVED, Resolution.REJECTED) and not is_review:
         raise CaseActionRefused("Approve and reject apply to review cases only.")
+    if resolution == Resolution.APPROVED:
+        require_approver(case, actor)
     require_note(case, note, "resolve")
     fresh = case_change(
         case=case,

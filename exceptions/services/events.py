@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.context import current_approval_id
 from exceptions.models import OPEN_STATES, ExceptionCase
 from exceptions.services.cases import CaseActionRefused
 from workflows.models import Event, EventState
@@ -72,6 +73,12 @@ def event_replay_from_page(
             "before replaying it."
         )
     try:
-        return engine.event_replay(event=event, actor=actor, version=run_version, note=note)
+        return engine.event_replay(
+            event=event,
+            actor=actor,
+            version=run_version,
+            note=note,
+            approval_id=current_approval_id.get(),
+        )
     except engine.ReplayNotPossible as exc:
         raise CaseActionRefused(str(exc)) from exc

@@ -18,6 +18,7 @@ from django_htmx.http import push_url, trigger_client_event
 
 from exceptions import actions, presenters, selectors, services, tasks
 from exceptions.actions import BulkForm
+from exceptions.approvals.services import ApprovalRefused, approval_for_bulk
 from exceptions.filters import PAGE_SIZES, SORTS, filter_choices, view_query
 from exceptions.forms import SavedViewForm
 from exceptions.models import (
@@ -30,6 +31,7 @@ from exceptions.models import (
 from exceptions.pagination import InvalidCursor
 from exceptions.selectors import DEFAULT_VIEWS, SORT_SPECS
 from exceptions.views.base import TRIAGE, VIEW_CASES, HtmxHttpRequest
+from workflows.four_eyes import ApprovalRequired
 
 JOB_SESSION_KEY = "queue_bulk_job"
 
@@ -200,14 +202,23 @@ def bulk(request: HtmxHttpRequest) -> HttpResponse:
             Q(pk__in=data["case"]) | Q(fingerprint__in=data["group"], state__in=OPEN_STATES)
         )
         scope = f"{len(data['case'])} selected cases, {len(data['group'])} selected groups"
-    job = services.bulk_job_create(
-        actor=request.user,
-        action=data["action"],
-        params=form.params(me=request.user),
-        note=data["note"],
-        cases=cases,
-        scope=scope,
-    )
+    asked: dict[str, Any] = {
+        "actor": request.user,
+        "action": data["action"],
+        "params": form.params(me=request.user),
+        "note": data["note"],
+        "cases": cases,
+        "scope": scope,
+    }
+    try:
+        job = services.bulk_job_create(**asked)
+    except ApprovalRequired as required:
+        try:
+            approval = approval_for_bulk(required=required, **asked)
+        except ApprovalRefused as refused:
+            return _bulk_answer(request, params, error=f"{required} {refused}", status=422)
+        info = f"{required} Approval request #{approval.pk} waits for a {approval.required_role}."
+        return _bulk_answer(request, params, info=info)
     if job.total <= services.BULK_INLINE_MAX:
         job = services.bulk_job_run_inline(job=job)
         return _bulk_answer(request, params, info=_job_summary(job))

@@ -7,10 +7,12 @@
   var focusedIndex = 0;
 
   // A conflict (409) or a refused action (422) comes with the fresh fragment and a message:
-  // swap it in like a success so the person sees why and what the case looks like now.
+  // swap it in like a success so the person sees why and what the case looks like now. A 403
+  // is swapped only when it is such a fragment (it says how to swap it), never an error page.
   document.addEventListener("htmx:beforeSwap", function (evt) {
-    var status = evt.detail.xhr.status;
-    if (status === 409 || status === 422) {
+    var xhr = evt.detail.xhr;
+    var status = xhr.status;
+    if (status === 409 || status === 422 || (status === 403 && xhr.getResponseHeader("HX-Reswap"))) {
       evt.detail.shouldSwap = true;
       evt.detail.isError = false;
     }
@@ -314,4 +316,9 @@
     restoreFocus();
   });
   document.addEventListener("DOMContentLoaded", init);
+
+  // The case file's print button: the browser's own print dialog.
+  document.addEventListener("click", function (evt) {
+    if (evt.target.closest && evt.target.closest("[data-print]")) { window.print(); }
+  });
 })();

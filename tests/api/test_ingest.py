@@ -391,6 +391,16 @@ def test_a_batch_of_more_than_1000_events_is_400_with_details(api: Api, workflow
     assert Event.objects.count() == 0
 
 
+def test_an_empty_batch_stores_nothing_and_answers_an_empty_list(
+    api: Api, workflow: Workflow
+) -> None:
+    response = api.post("/workflows/lead-routing/events/batch", {"events": []})
+
+    assert response.status_code == 202, response.content
+    assert response.json() == {"results": []}
+    assert Event.objects.count() == 0
+
+
 def test_a_batch_of_exactly_1000_events_is_stored(api: Api, workflow: Workflow) -> None:
     events = [{"idempotency_key": f"k{n}", "payload": {"n": n}} for n in range(1000)]
 

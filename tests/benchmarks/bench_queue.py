@@ -14,6 +14,7 @@ Not collected by pytest (the file name does not start with test_).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -43,8 +44,18 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+def p95_ms(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000
+
+
 def sql_alone(statements: list[str], runs: int) -> float:
     """Median time of re-running the page's statements, one after another, raw."""
+    return median_ms(sql_samples(statements, runs))
+
+
+def sql_samples(statements: list[str], runs: int) -> list[float]:
+    """Seconds of each re-run of the page's statements, one after another, raw."""
     samples = []
     with connection.cursor() as cursor:
         for _ in range(runs):
@@ -54,7 +65,7 @@ def sql_alone(statements: list[str], runs: int) -> float:
                 if cursor.description:
                     cursor.fetchall()
             samples.append(time.perf_counter() - started)
-    return median_ms(samples)
+    return samples
 
 
 def runnable(statements: list[str]) -> list[str]:
@@ -107,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=0, help="generate up to this many cases")
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args()
 
     have = ExceptionCase.objects.count()
@@ -134,7 +146,8 @@ def main() -> None:
         ("grouped by problem, page 1", "/queue/?group=1"),
     ]
     print(f"\n{have:,} cases ({open_cases:,} open), {args.runs} runs each, medians\n")
-    header = f"{'scenario':44} {'server ms':>10} {'SQL ms':>8} {'main q ms':>10} {'queries':>8} {'server/SQL':>11}"
+    figures = []
+    header = f"{'scenario':44} {'server ms':>10} {'p95 ms':>8} {'SQL ms':>8} {'main q ms':>10} {'queries':>8} {'server/SQL':>11}"
     print(header)
     print("-" * len(header))
     for name, url in scenarios:
@@ -151,17 +164,32 @@ def main() -> None:
             client.get(url, **headers)
         statements = runnable([q["sql"] for q in captured.captured_queries])
         server = median_ms(samples)
-        sql = sql_alone(statements, args.runs)
+        alone = sql_samples(statements, args.runs)
+        sql = median_ms(alone)
         main_ms = explain_ms(main_query(statements))
         print(
-            f"{name:44} {server:10.1f} {sql:8.1f} {main_ms:10.2f} {len(statements):8d} "
-            f"{server / sql:10.1f}x"
+            f"{name:44} {server:10.1f} {p95_ms(samples):8.1f} {sql:8.1f} {main_ms:10.2f} "
+            f"{len(statements):8d} {server / sql:10.1f}x"
+        )
+        figures.append(
+            {
+                "name": name,
+                "server_p50_ms": server,
+                "server_p95_ms": p95_ms(samples),
+                "sql_p50_ms": sql,
+                "sql_p95_ms": p95_ms(alone),
+                "ratio": server / sql,
+                "queries": len(statements),
+            }
         )
     print(
         "\nserver: request through the test client (middleware, session, view, template);"
         "\nSQL: the same page's statements re-run raw, back to back (round trips included);"
         "\nmain q: the rows query's planning + execution time under EXPLAIN ANALYZE."
     )
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(figures, fh, indent=2)
 
 
 if __name__ == "__main__":

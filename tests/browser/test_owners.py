@@ -4,14 +4,13 @@ the next event routes to it."""
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
 from playwright.sync_api import Page, expect
 
 from exceptions.models import ExceptionCase
 from exceptions.services import case_assign
 from tests import factories
 from tests.factories import MembershipFactory, TeamFactory, UserFactory, event_create
+from tests.support.browser import sign_in
 from tests.support.engine import process_due, reload
 from workflows.models import Event
 from workflows.services.definitions import workflows_load
@@ -29,15 +28,6 @@ routes:
   - {name: default, when: 'true', owner: billing}
 action: {type: none}
 """
-
-
-def sign_in(page: Page, live_server, user) -> None:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-    )
 
 
 def test_a_manager_finds_a_gap_follows_its_link_and_fixes_it(live_server, page: Page) -> None:

@@ -10,16 +10,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
-from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from exceptions.approvals.models import ApprovalRequest
 from exceptions.models import BulkJob, CaseState, ExceptionCase
 from exceptions.selectors import DEFAULT_VIEWS
 from tests import factories
 from tests.factories import UserFactory
+from tests.support.approvals import approve
+from tests.support.browser import sign_in
 from tests.support.workers import CeleryWorker, purge_queue
 from workflows.models import Attempt, Event, Outcome
 
@@ -30,16 +31,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 MY_OPEN = dict(DEFAULT_VIEWS)["My open"]
-
-
-def sign_in(page: Page, live_server, user) -> None:
-    """A session made by Django itself, handed to the browser (the login page has its own test)."""
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-    )
 
 
 def rows(page: Page):
@@ -240,7 +231,7 @@ def test_a_key_on_a_group_row_acts_on_every_case_of_the_group(live_server, page:
 @pytest.fixture
 def celery_worker(tmp_path: Path) -> Iterator[CeleryWorker]:
     """A real worker on the default queue, against the test database."""
-    worker = CeleryWorker(tmp_path / "worker.log", queues="default", DJANGO_ALLOW_ASYNC_UNSAFE="")
+    worker = CeleryWorker(tmp_path / "worker.log", queues="bulk", DJANGO_ALLOW_ASYNC_UNSAFE="")
     yield worker.start()
     # Each replay also woke the engine's workers (queue "events"); none run here, so the
     # wake-ups are dropped rather than left for whichever worker starts next on this broker.
@@ -248,10 +239,11 @@ def celery_worker(tmp_path: Path) -> Iterator[CeleryWorker]:
     worker.stop()
 
 
-def test_a_bulk_replay_of_1000_cases_runs_to_completion(
+def test_a_bulk_replay_of_1000_cases_runs_to_completion_once_approved(
     live_server, page: Page, celery_worker
 ) -> None:
     operator = UserFactory(username="olivia", roles=["operator"])
+    manager = UserFactory(username="marcus", roles=["manager"])
     flow = factories.workflow()
     call_command("generate_cases", count=1000, no_history=True, stdout=io.StringIO())
     # Every generated case open, on an event waiting for it.
@@ -270,11 +262,18 @@ def test_a_bulk_replay_of_1000_cases_runs_to_completion(
     page.locator("#bulk-id_note").fill("destination fixed, replaying the backlog")
     page.get_by_role("button", name="Apply").click()
 
+    # A thousand replays wait for a second person; once approved they run as the bulk job.
+    expect(page.get_by_test_id("flash")).to_contain_text("waits for a manager")
+    approval = ApprovalRequest.objects.get()
+    assert (approval.kind, len(approval.params["cases"])) == ("bulk_replay", 1000)
+    assert not BulkJob.objects.exists()
+    approve(approval, by=manager, comment="backlog replay agreed")
+    job = BulkJob.objects.get()
+    page.goto(f"{live_server.url}/queue/?workflow=lead-routing&job={job.pk}")
+
     job_bar = page.get_by_test_id("bulk-job")
     expect(job_bar).to_be_visible()
-    assert "job=" in page.url
-    job = BulkJob.objects.get()
-    assert job.total == 1000
+    assert job.total == 1000 and job.approval_id == approval.pk
     # Progress moves while the page polls, and survives a reload.
     expect(page.get_by_test_id("bulk-done")).not_to_have_text("0", timeout=20_000)
     page.reload()

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from console.outcomes.metrics import outcome_figures
+from console.outcomes.rollup import outcome_figures
 from console.outcomes.scope import Scope
 from exceptions.event_filters import events_matching
 from exceptions.models import ExceptionCase

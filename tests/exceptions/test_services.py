@@ -12,6 +12,7 @@ from exceptions import services
 from exceptions.models import CaseState, Comment, ExceptionCase
 from exceptions.services import CaseActionRefused, CaseConflict
 from tests import factories
+from workflows.four_eyes import ApprovalRequired
 from workflows.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -197,12 +198,14 @@ def test_replay_makes_a_new_event_and_closes_the_original(operator) -> None:
     assert entries(case, "case.replay")[0].after["run_version"] == "current"
 
 
-def test_an_edited_replay_needs_a_reason(operator) -> None:
+def test_an_edited_replay_needs_a_reason_and_then_an_approval(operator) -> None:
     case = factories.case()
     edited = {"email": "dana@example.com", "company": {"size": 10}}
     with pytest.raises(CaseActionRefused, match="note is required"):
         services.case_replay(case=case, actor=operator, payload=edited)
-    _, replay = services.case_replay(
-        case=case, actor=operator, payload=edited, run_version="current", note="size was text"
-    )
-    assert replay.payload == edited
+    with pytest.raises(ApprovalRequired, match="edited payload runs only once a second person"):
+        services.case_replay(
+            case=case, actor=operator, payload=edited, run_version="current", note="size was text"
+        )
+    assert ExceptionCase.objects.get(pk=case.pk).is_open
+    assert not Event.objects.filter(replay_of=case.event_id).exists()

@@ -9,9 +9,11 @@ import pytest
 from django.utils import timezone
 
 from exceptions import gaps
+from exceptions.approvals.models import ApprovalRequest
 from exceptions.services import case_assign
 from tests import factories
 from tests.factories import UserFactory
+from tests.support.approvals import approve
 from workflows.models import Membership
 from workflows.services.teams import team_deactivate
 
@@ -42,6 +44,7 @@ def test_a_workflow_whose_team_is_deactivated_appears_and_goes_when_fixed_throug
     admin.post(
         f"{link}set/", {"owner": "finance-ops", "fallback_1": "support", "reason": "billing gone"}
     )
+    approve(ApprovalRequest.objects.get(workflow=flow), by=roles["manager"])
     cleared = section(admin.get("/owners/gaps/").content.decode(), "workflow-owner")
     assert "Billing disputes" not in cleared and ">none<" in cleared
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEntry
+from exceptions.approvals.models import ApprovalRequest
 from tests import factories
+from tests.support.approvals import decide_form
 from workflows.models import Membership, Team, WorkflowOwnership
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +92,9 @@ def test_a_change_that_cannot_be_made_says_why(signed_in, teams) -> None:
     assert "Not created" in response.content.decode()
 
 
-def test_the_ownership_panel_sets_owner_and_chain_in_order_with_a_reason(signed_in, flow) -> None:
+def test_the_ownership_panel_sets_owner_and_chain_in_order_with_a_reason_once_approved(
+    signed_in, flow
+) -> None:
     client = signed_in("admin")
     panel = client.get(f"/owners/workflows/{flow.slug}/").content.decode()
     assert "A change made in the console stays in force until a load" in panel
@@ -110,6 +114,14 @@ def test_the_ownership_panel_sets_owner_and_chain_in_order_with_a_reason(signed_
             "reason": "billing is short this month",
         },
     )
+    # Nothing changes until a second person approves the change.
+    assert WorkflowOwnership.objects.filter(workflow=flow).count() == 1
+    approval = ApprovalRequest.objects.get(workflow=flow, state="pending")
+    assert approval.kind == "workflow_ownership_change"
+    manager = signed_in("manager")
+    approved = manager.post(f"/approvals/{approval.pk}/approve/", decide_form(approval))
+    assert approved.status_code == 302
+    client = signed_in("admin")
     record = WorkflowOwnership.objects.get(workflow=flow, valid_to__isnull=True)
     assert record.lines == ("finance-ops", ("support", "billing"))
     assert (record.source, record.set_by) == ("console", "ada")

@@ -11,7 +11,13 @@ from audit.actors import Actor
 from exceptions.ownership import owner_at
 from exceptions.services import case_assign
 from tests import factories
-from tests.factories import MembershipFactory, TeamFactory, UserFactory, event_create
+from tests.factories import (
+    APPROVAL,
+    MembershipFactory,
+    TeamFactory,
+    UserFactory,
+    event_create,
+)
 from tests.support.api import Api, error_code
 from tests.support.engine import process_due
 from workflows.services.definitions import workflows_load
@@ -108,6 +114,7 @@ def test_a_console_change_shows_with_who_set_it_and_why(org, admin_user) -> None
             owner="finance-ops",
             fallback_owners=[],
             actor=admin_user,
+            approval_id=APPROVAL,
             reason="billing is short-staffed",
         )
     assert owner_at(workflow=org, at=DAY1).owner == "billing"

@@ -14,7 +14,7 @@ from django.test import Client
 
 from audit.models import AuditEntry
 from exceptions.models import OPEN_STATES, BulkJob, ExceptionCase
-from tests.factories import MembershipFactory, TeamFactory, UserFactory
+from tests.factories import BILLING_DISPUTES_YAML, MembershipFactory, TeamFactory, UserFactory
 from tests.support.workers import CeleryWorker, purge_queue
 from workflows.services.definitions import workflows_load
 
@@ -23,23 +23,14 @@ pytestmark = [
     pytest.mark.timeout(240),
 ]
 HTMX = {"HTTP_HX_REQUEST": "true"}
-FLOW = """\
-slug: billing-disputes
-name: Billing disputes
-owner: billing
-fallback_owners: [finance-ops]
-routes:
-  - {name: default, when: 'true', owner: billing}
-action: {type: none}
-"""
 
 
 @pytest.fixture
 def celery_worker(tmp_path: Path) -> Iterator[CeleryWorker]:
-    worker = CeleryWorker(tmp_path / "worker.log", queues="default")
+    worker = CeleryWorker(tmp_path / "worker.log", queues="bulk")
     yield worker.start()
     worker.stop()
-    purge_queue("default")
+    purge_queue("bulk")
 
 
 def test_a_bulk_reassign_of_5000_cases_finishes_with_progress_and_every_case_audited(
@@ -49,7 +40,7 @@ def test_a_bulk_reassign_of_5000_cases_finishes_with_progress_and_every_case_aud
     UserFactory(username="olivia", roles=["operator"])
     billing, finance = TeamFactory(slug="billing"), TeamFactory(slug="finance-ops")
     MembershipFactory(team=finance, user=UserFactory(username="femi"))
-    workflows_load(sources=[("b.yaml", FLOW)], actor=None)
+    workflows_load(sources=[("b.yaml", BILLING_DISPUTES_YAML)], actor=None)
     call_command("generate_cases", count=6500, no_history=True, stdout=io.StringIO())
     chosen = list(
         ExceptionCase.objects.filter(state__in=OPEN_STATES)

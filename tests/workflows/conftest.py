@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -8,13 +8,6 @@ import pytest
 from tests.factories import LEAD_TEAMS, MembershipFactory, TeamFactory, definition, version_create
 from tests.support.sinks import Sink
 from workflows.models import Team, WorkflowVersion
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    running = Sink().start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

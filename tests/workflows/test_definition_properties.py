@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -226,3 +227,14 @@ def test_evaluating_any_rule_on_any_payload_returns_a_result(
         result = evaluate(rule, payload=payload, context=context)
         assert isinstance(result, RuleResult)
         assert result.ok or (result.error and result.error_class)
+
+
+@pytest.mark.parametrize("review", [True, 3, "gate", {"name": "x"}])
+def test_a_review_that_is_not_a_list_is_refused_with_its_problem(review) -> None:
+    text = yaml.safe_dump(
+        {"slug": "lead", "name": "Lead", "owner": "ops", "review": review,
+         "routes": [{"name": "0", "when": "true", "owner": "ops"}], "action": {"type": "none"}}
+    )  # fmt: skip
+    with pytest.raises(DefinitionError) as refused:
+        parse_definition(text, filename="f.yaml", owners=OWNERS)
+    assert any("review" in problem.message for problem in refused.value.problems)

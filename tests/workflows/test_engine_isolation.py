@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from exceptions.models import ExceptionCase
-from tests.factories import ENTERPRISE_EMEA_LEAD, event_create, version_create
+from tests.factories import APPROVAL, ENTERPRISE_EMEA_LEAD, event_create, version_create
 from tests.support.engine import process_due, reload
 from tests.support.sinks import Reply, Sink
 from workflows.delivery import REPLAY_OF_HEADER
@@ -206,7 +206,10 @@ def test_a_replay_names_the_event_it_replays(
     version = lead_version()
     original = event_create(version, ENTERPRISE_EMEA_LEAD)
     process_due()
-    replay = event_replay(event=original, actor=operator, note="the CRM lost it")
+    # It was delivered: sending it again runs under an approval.
+    replay = event_replay(
+        event=original, actor=operator, note="the CRM lost it", approval_id=APPROVAL
+    )
     process_due()
     first, second = sink.requests()
     assert REPLAY_OF_HEADER not in first.headers

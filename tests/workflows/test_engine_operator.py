@@ -9,10 +9,11 @@ import pytest
 
 from audit.models import AuditEntry
 from exceptions.models import ExceptionCase
-from tests.factories import ENTERPRISE_EMEA_LEAD, event_create, version_create
+from tests.factories import APPROVAL, ENTERPRISE_EMEA_LEAD, event_create, version_create
 from tests.factories import definition as lead_definition
 from tests.support.engine import process_due, reload
 from tests.support.sinks import Reply, Sink
+from workflows.four_eyes import ApprovalRequired
 from workflows.models import AttemptTrigger, EventState, Step, Workflow, WorkflowVersion
 from workflows.services.engine import (
     EventNotRetryable,
@@ -186,7 +187,11 @@ def test_replay_under_the_current_version(
         routes=[{"name": "all", "when": "true", "owner": "inbound-sdr"}]
     )  # v2: routes elsewhere
     replay = event_replay(
-        event=original, actor=operator, version="current", note="run the new routing on it"
+        event=original,
+        actor=operator,
+        version="current",
+        note="run the new routing on it",
+        approval_id=APPROVAL,  # it was delivered: sending it again is approved
     )
     assert replay.version.number == 2
     process_due()
@@ -203,13 +208,18 @@ def test_replay_with_an_edited_payload(
     assert reload(original).state == EventState.NEEDS_ATTENTION
 
     fixed = {"email": "ada@example.com", "company": {"size": 40}, "territory": "EMEA"}
-    replay = event_replay(event=original, actor=operator, payload_override=fixed)
+    with pytest.raises(ApprovalRequired):
+        event_replay(event=original, actor=operator, payload_override=fixed)
+    replay = event_replay(
+        event=original, actor=operator, payload_override=fixed, approval_id=APPROVAL
+    )
     assert replay.payload == fixed
     assert replay.payload_hash != original.payload_hash
     assert replay.headers["x-handoff-payload-edited"] == "true"
     entry = AuditEntry.objects.get(action="event.replay")
     assert entry.before["payload"] == original.payload
     assert entry.after["payload"] == fixed
+    assert entry.approval_id == APPROVAL
     process_due()
     assert reload(replay).state == EventState.SUCCEEDED
     assert reload(original).payload == {"email": "ada@example.com", "company": {}}
@@ -228,7 +238,7 @@ def test_replay_refuses_what_it_cannot_run(lead_version: MakeVersion, operator) 
         event_replay(event=event, actor=operator, payload_override=["not", "an", "object"])
 
 
-def test_replaying_an_event_already_delivered_needs_a_reason(
+def test_replaying_an_event_already_delivered_needs_a_reason_and_an_approval(
     lead_version: MakeVersion, sink: Sink, operator
 ) -> None:
     original = event_create(lead_version(), ENTERPRISE_EMEA_LEAD)
@@ -237,7 +247,12 @@ def test_replaying_an_event_already_delivered_needs_a_reason(
 
     with pytest.raises(ReplayNotPossible, match="already delivered .*HTTP 200.* say why"):
         event_replay(event=original, actor=operator, note="  ")
-    replay = event_replay(event=original, actor=operator, note="the CRM restored a backup")
+    with pytest.raises(ApprovalRequired, match="already delivered .*second person") as required:
+        event_replay(event=original, actor=operator, note="the CRM restored a backup")
+    assert required.value.kind == "delivered_replay"
+    replay = event_replay(
+        event=original, actor=operator, note="the CRM restored a backup", approval_id=APPROVAL
+    )
     assert replay.replay_of_id == original.pk
     entry = AuditEntry.objects.get(action="event.replay")
     assert entry.reason == "the CRM restored a backup"

@@ -8,8 +8,9 @@ import pytest
 import time_machine
 
 from audit.models import AuditEntry
-from tests.factories import MembershipFactory, TeamFactory, event_create
+from tests.factories import APPROVAL, MembershipFactory, TeamFactory, event_create
 from tests.support.engine import process_due, reload
+from workflows.four_eyes import ApprovalRequired
 from workflows.models import Decision, OwnershipSource, Step, Workflow, WorkflowOwnership
 from workflows.ownership import workflow_owner_at
 from workflows.services.definitions import workflows_load
@@ -66,6 +67,7 @@ def test_a_console_change_routes_the_next_event_and_its_dry_run(teams, admin_use
         owner="team-d",
         fallback_owners=["team-a"],
         actor=admin_user,
+        approval_id=APPROVAL,
         reason="team-d took over lead routing",
     )
     event = event_create(workflow.current_version, {"email": "x@example.com"})
@@ -88,6 +90,7 @@ def test_the_console_fallback_chain_is_walked_when_the_owner_has_nobody(teams, a
         owner="team-a",
         fallback_owners=["team-d", "team-b"],
         actor=admin_user,
+        approval_id=APPROVAL,
         reason="team-d backs team-a up now",
     )
     team_deactivate(team=teams["team-a"], actor=admin_user, reason="merged")
@@ -99,7 +102,12 @@ def test_the_console_fallback_chain_is_walked_when_the_owner_has_nobody(teams, a
 def test_a_load_that_changes_only_rules_keeps_the_console_change(teams, admin_user) -> None:
     workflow = load(flow_yaml()).workflow
     console = workflow_ownership_set(
-        workflow=workflow, owner="team-d", fallback_owners=[], actor=admin_user, reason="r"
+        workflow=workflow,
+        owner="team-d",
+        fallback_owners=[],
+        actor=admin_user,
+        reason="r",
+        approval_id=APPROVAL,
     )
     result = load(flow_yaml(rule="has(payload.vip) && payload.vip == true"))
     assert result.status == "new_version"
@@ -114,7 +122,12 @@ def test_reloading_an_old_file_does_not_undo_a_console_change(teams, admin_user)
     workflow = load(old).workflow
     load(flow_yaml(rule="has(payload.vip) && payload.vip == true"))
     console = workflow_ownership_set(
-        workflow=workflow, owner="team-d", fallback_owners=[], actor=admin_user, reason="r"
+        workflow=workflow,
+        owner="team-d",
+        fallback_owners=[],
+        actor=admin_user,
+        reason="r",
+        approval_id=APPROVAL,
     )
     result = load(old)
     assert result.status == "reactivated"
@@ -126,7 +139,12 @@ def test_reloading_an_old_file_does_not_undo_a_console_change(teams, admin_user)
 def test_a_load_that_changes_the_owner_lines_replaces_the_console_change(teams, admin_user) -> None:
     workflow = load(flow_yaml()).workflow
     console = workflow_ownership_set(
-        workflow=workflow, owner="team-d", fallback_owners=[], actor=admin_user, reason="r"
+        workflow=workflow,
+        owner="team-d",
+        fallback_owners=[],
+        actor=admin_user,
+        reason="r",
+        approval_id=APPROVAL,
     )
     result = load(flow_yaml(owner="team-c", fallbacks="[team-a, team-b]"))
     record = open_ownership(workflow)
@@ -156,6 +174,7 @@ def test_who_owned_the_workflow_at_each_moment_is_a_query(teams, admin_user) -> 
             owner="team-d",
             fallback_owners=["team-c"],
             actor=admin_user,
+            approval_id=APPROVAL,
             reason="reorganisation",
         )
     then = workflow_owner_at(workflow=workflow, at=day1)
@@ -187,6 +206,7 @@ def test_a_console_change_that_cannot_be_made_is_refused(
             owner=owner,
             fallback_owners=fallbacks,
             actor=admin_user,
+            approval_id=APPROVAL,
             reason=reason,
         )
     assert WorkflowOwnership.objects.filter(workflow=workflow).count() == 1
@@ -208,6 +228,7 @@ def test_a_console_change_is_audited_with_its_reason_and_both_sides(teams, admin
         owner="team-d",
         fallback_owners=["team-a"],
         actor=admin_user,
+        approval_id=APPROVAL,
         reason="coverage",
     )
     entry = AuditEntry.objects.filter(action="workflow.ownership_set").latest("id")
@@ -224,3 +245,23 @@ def test_a_console_change_is_audited_with_its_reason_and_both_sides(teams, admin
         "source": "console",
         "record": record.pk,
     }
+
+
+def test_a_console_change_runs_only_under_an_approval(teams, admin_user) -> None:
+    workflow = load(flow_yaml()).workflow
+    before = open_ownership(workflow)
+    with pytest.raises(ApprovalRequired) as owner_change:
+        workflow_ownership_set(
+            workflow=workflow, owner="team-d", fallback_owners=[], actor=admin_user, reason="r"
+        )
+    assert owner_change.value.kind == "workflow_ownership_change"
+    with pytest.raises(ApprovalRequired) as chain_change:
+        workflow_ownership_set(
+            workflow=workflow,
+            owner="team-a",
+            fallback_owners=["team-c"],
+            actor=admin_user,
+            reason="r",
+        )
+    assert chain_change.value.kind == "workflow_routing_change"
+    assert open_ownership(workflow) == before

@@ -103,11 +103,10 @@ def test_expire_outcomes_task(lead_version: MakeVersion, time_machine) -> None:
     assert reload(event).state == EventState.NEEDS_ATTENTION
 
 
-def test_tasks_are_named_and_routed_to_the_events_queue() -> None:
+def test_tasks_are_named_for_the_routing_table() -> None:
     for task, name in [
         (tasks.process_due, "workflows.process_due"),
         (tasks.sweep, "workflows.sweep"),
         (tasks.expire_outcomes, "workflows.expire_outcomes"),
     ]:
         assert task.name == name
-        assert task.queue == "events"

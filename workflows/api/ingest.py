@@ -15,13 +15,13 @@ from workflows.api.common import (
     ApiError,
     ErrorOut,
     event_source,
+    ingest_workflow_for,
     parse_json_object,
     read_body,
     require_json_content_type,
     router,
     token_of,
     verify_signature,
-    workflow_for,
 )
 from workflows.definitions import json_type
 from workflows.services.ingest import (
@@ -69,7 +69,7 @@ def event_post(
 ) -> Status[EventAccepted]:
     """Store one event. 202 the first time; 200 with duplicate=true for a repeated key."""
     token = token_of(request)
-    workflow = workflow_for(token, slug)
+    workflow = ingest_workflow_for(token, slug)
     require_json_content_type(request)
     body = read_body(request, max_bytes=max_payload_bytes())
     verify_signature(workflow, request, body)
@@ -151,7 +151,7 @@ class BatchOut(Schema):
 def event_batch_post(request: HttpRequest, slug: str, batch: BatchIn) -> Status[BatchOut]:
     """Store up to 1000 events in one transaction: all of them, or none on a key conflict."""
     token = token_of(request)
-    workflow = workflow_for(token, slug)
+    workflow = ingest_workflow_for(token, slug)
     verify_signature(workflow, request, request.body)
     limit = max_payload_bytes()
     items = []

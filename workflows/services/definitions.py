@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 
 from audit.actors import actor_label
@@ -33,6 +34,7 @@ def known_owners() -> Owners:
     return Owners(
         teams=set(Team.objects.values_list("slug", flat=True)),
         users=set(get_user_model().objects.values_list("username", flat=True)),
+        roles=set(Group.objects.values_list("name", flat=True)),
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.canonical import canonical_hash
@@ -37,7 +37,6 @@ BODY_HASH_HEADER = "body-sha256"
 MAX_HEADER_LENGTH = 1000
 MAX_PAYLOAD_DEPTH = 100
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
-IDEMPOTENCY_CONSTRAINT = "event_idempotency_unique"
 
 
 class UnknownWorkflow(Exception):
@@ -151,7 +150,9 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-@transaction.atomic
+# Not @transaction.atomic: the event is one INSERT, a transaction of its own, and BEGIN and
+# COMMIT around it would be two more round trips for nothing. A caller's transaction still
+# holds it (a key read back on conflict needs no snapshot shared with the INSERT).
 def event_ingest(
     *,
     workflow: Workflow,
@@ -190,8 +191,7 @@ def _store(
     headers: Mapping[str, str],
     source: str,
 ) -> list[tuple[Event, bool]]:
-    version_id = workflow.current_version_id
-    if version_id is None:
+    if workflow.current_version_id is None:
         raise UnknownWorkflow(workflow.slug)
     hashes = [canonical_hash(item.payload) for item in items]
 
@@ -206,68 +206,113 @@ def _store(
         elif hashes[first_with_key[key]] != hashes[index]:
             raise IdempotencyConflict(key=key, event_id=None, index=index)
 
-    # Keys seen before: read them in one query. This only saves failed inserts in the common
-    # repeat case; correctness under concurrency comes from the unique index below.
-    existing: dict[str, Event] = {}
-    if first_with_key:
-        existing = {
-            event.idempotency_key: event
-            for event in Event.objects.filter(
-                workflow=workflow, idempotency_key__in=list(first_with_key)
-            )
-            if event.idempotency_key is not None  # always, by the filter: it narrows the type
-        }
-    for key, event in existing.items():
-        index = first_with_key[key]
-        if event.payload_hash != hashes[index]:
-            raise IdempotencyConflict(key=key, event_id=event.pk, index=index)
-
     now = timezone.now()
     common = kept_headers(headers)
+    new = [
+        (index, _new_event(workflow, item, hashes[index], common, source, now))
+        for index, item in enumerate(items)
+        if item.idempotency_key is None or first_with_key[item.idempotency_key] == index
+    ]
     results: list[tuple[Event, bool] | None] = [None] * len(items)
-    new: list[tuple[int, Event]] = []
-    for index, item in enumerate(items):
-        key = item.idempotency_key
-        if key is not None and key in existing:
-            results[index] = (existing[key], True)
-        elif key is None or first_with_key[key] == index:
-            new.append(
-                (index, _new_event(workflow, version_id, item, hashes[index], common, source, now))
-            )
-
-    if new:
-        try:
-            with transaction.atomic():
-                Event.objects.bulk_create([event for _, event in new])
-            for index, event in new:
-                results[index] = (event, False)
-        except IntegrityError as exc:
-            if not _is_idempotency_violation(exc):
-                raise
-            # A concurrent request stored one of these keys first: insert one at a time.
-            for index, _ in new:
-                fresh = _new_event(
-                    workflow, version_id, items[index], hashes[index], common, source, now
-                )
-                results[index] = _insert_or_find(fresh, index)
+    # One statement: the new rows go in, a key stored before (or by a concurrent request, whose
+    # commit the INSERT waits for) is skipped; only the skipped keys are read back.
+    skipped: dict[str, int] = {}
+    for index, event in _insert_skipping_stored_keys(new):
+        if event is None:
+            skipped[cast(str, items[index].idempotency_key)] = index
+        else:
+            results[index] = (event, False)
+    if len(skipped) < len(new):
         transaction.on_commit(wake_workers, robust=True)
+    if skipped:
+        stored = Event.objects.filter(
+            workflow_id=workflow.pk, idempotency_key__in=list(skipped)
+        ).only("id", "state", "payload_hash", "idempotency_key", "workflow_id", "version_id")
+        for found in stored:
+            index = skipped[cast(str, found.idempotency_key)]
+            if found.payload_hash != hashes[index]:
+                raise IdempotencyConflict(
+                    key=cast(str, found.idempotency_key), event_id=found.pk, index=index
+                )
+            results[index] = (found, True)
 
     # Repeats of a key inside the batch share the first item's event, whose result is set by
     # now: only a repeat of a key is still unset, and it comes after the item that speaks for it.
-    stored: list[tuple[Event, bool]] = []
+    stored_results: list[tuple[Event, bool]] = []
     for index, item in enumerate(items):
         result = results[index]
         if result is None:
             first = results[first_with_key[cast(str, item.idempotency_key)]]
             assert first is not None
             result = (first[0], True)
-        stored.append(result)
-    return stored
+        stored_results.append(result)
+    return stored_results
+
+
+def _insert_skipping_stored_keys(
+    indexed: list[tuple[int, Event]],
+) -> list[tuple[int, Event | None]]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: (index, event) for each row inserted,
+    (index, None) for each whose key was already stored.
+
+    The version is read by the statement itself, so an event runs under the version current
+    when it was stored, whatever the caller's copy of the workflow says. PostgreSQL returns
+    the inserted rows in the order of the VALUES list (Django's bulk_create relies on it too).
+    The SQL is built here rather than by the ORM's insert compiler, which on this path cost
+    more than the round trip.
+    """
+    if not indexed:
+        return []  # an empty batch: nothing to insert (and VALUES may not be empty)
+    params: list[Any] = []
+    for _, event in indexed:
+        for field in _INSERT_FIELDS:
+            params.append(field.get_db_prep_save(field.pre_save(event, True), connection))
+        params.append(event.workflow_id)
+    rows_sql = ", ".join([_ROW_SQL] * len(indexed))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"{_INSERT_SQL} {rows_sql} {_ON_CONFLICT_SQL}", params)
+            rows = cursor.fetchall()
+    except IntegrityError as exc:
+        # version_id NOT NULL: the workflow has no current version to run events under.
+        if getattr(getattr(exc.__cause__, "diag", None), "column_name", None) == "version_id":
+            raise UnknownWorkflow(indexed[0][1].workflow_id) from None
+        raise
+    returned = iter(rows)
+    row = next(returned, None)
+    out: list[tuple[int, Event | None]] = []
+    for index, event in indexed:
+        # Keys in one statement are distinct and a keyless row is always inserted, so the
+        # next returned row is this event's exactly when their keys match.
+        if row is not None and row[1] == event.idempotency_key:
+            event.pk, event.version_id = row[0], row[2]
+            event._state.adding = False
+            out.append((index, event))
+            row = next(returned, None)
+        else:
+            out.append((index, None))
+    return out
+
+
+_INSERT_FIELDS = [
+    field
+    for field in Event._meta.concrete_fields
+    if not field.primary_key and field.attname != "version_id"
+]
+# Names come from the models, every value is bound.
+_INSERT_SQL = (
+    f"INSERT INTO {Event._meta.db_table} "  # noqa: S608
+    f"({', '.join(field.column for field in _INSERT_FIELDS)}, version_id) VALUES"
+)
+_ROW_SQL = (
+    f"({', '.join(['%s'] * len(_INSERT_FIELDS))}, "  # noqa: S608
+    f"(SELECT current_version_id FROM {Workflow._meta.db_table} WHERE id = %s))"
+)
+_ON_CONFLICT_SQL = "ON CONFLICT DO NOTHING RETURNING id, idempotency_key, version_id"
 
 
 def _new_event(
     workflow: Workflow,
-    version_id: int,
     item: IncomingEvent,
     digest: str,
     headers: dict[str, str],
@@ -279,7 +324,7 @@ def _new_event(
         kept[BODY_HASH_HEADER] = item.raw_body_hash
     return Event(
         workflow=workflow,
-        version_id=version_id,
+        # No version_id: the INSERT reads the workflow's current one (see above).
         payload=item.payload,
         payload_hash=digest,
         source=source,
@@ -290,25 +335,3 @@ def _new_event(
         step=Step.VALIDATE,
         next_attempt_at=now,
     )
-
-
-def _insert_or_find(event: Event, index: int) -> tuple[Event, bool]:
-    """INSERT, or when the key's unique index says another request won, read its event."""
-    try:
-        with transaction.atomic():
-            event.save(force_insert=True)
-    except IntegrityError as exc:
-        if not _is_idempotency_violation(exc):
-            raise
-    else:
-        return event, False
-    # Read committed: this statement sees the row of the transaction we waited on.
-    found = Event.objects.get(workflow_id=event.workflow_id, idempotency_key=event.idempotency_key)
-    if found.payload_hash != event.payload_hash:
-        raise IdempotencyConflict(key=event.idempotency_key or "", event_id=found.pk, index=index)
-    return found, True
-
-
-def _is_idempotency_violation(exc: IntegrityError) -> bool:
-    diag = getattr(exc.__cause__, "diag", None)
-    return getattr(diag, "constraint_name", None) == IDEMPOTENCY_CONSTRAINT

@@ -25,6 +25,7 @@ from django.utils import timezone
 from audit.actors import actor_label
 from audit.services import audit_record
 from workflows.definitions import MAX_ITEMS
+from workflows.four_eyes import WORKFLOW_OWNERSHIP_CHANGE, WORKFLOW_ROUTING_CHANGE, ApprovalRequired
 from workflows.models import OwnershipSource, Team, Workflow, WorkflowOwnership, WorkflowVersion
 from workflows.ownership import ownership_in_force
 from workflows.services.teams import OwnersRefused
@@ -122,10 +123,14 @@ def workflow_ownership_set(
     fallback_owners: Sequence[str],
     actor: Any,
     reason: str,
+    approval_id: int | None = None,
 ) -> WorkflowOwnership:
     """Set a workflow's owner team and ordered fallback chain from the console, with a reason.
 
     It stays in force over later loads of definitions that do not change the owner lines.
+    It runs only under a second person's approval (approval_id); without one, a change that
+    could be made raises ApprovalRequired: of the ownership when the owner team changes, of
+    the routing when only the fallback chain does.
     """
     if not reason.strip():
         raise OwnersRefused("Say why the ownership changes: a reason is required.")
@@ -135,6 +140,13 @@ def workflow_ownership_set(
     current = ownership_in_force(workflow_id=workflow.pk, at=timezone.now())
     if current is not None and current.lines == (owner, fallbacks):
         raise OwnersRefused("The workflow already has exactly this owner and fallback chain.")
+    if approval_id is None:
+        owner_changes = current is None or current.lines[0] != owner
+        raise ApprovalRequired(
+            WORKFLOW_OWNERSHIP_CHANGE if owner_changes else WORKFLOW_ROUTING_CHANGE,
+            f"A change of who owns {workflow.slug} takes effect only once a second person "
+            "approves it.",
+        )
     return _start(
         workflow=workflow,
         lines=(owner, fallbacks),

@@ -62,7 +62,7 @@ PAYLOADS = {
         'reporter', ({FIRST})[g % 20 + 1] || '@' || ({COMPANY})[g % 16 + 1] || '.com')""",
     "refund-approval": f"""jsonb_build_object(
         'order_id', 'ORD-' || (500000 + g),
-        'amount', ((g::bigint * 7919) % 250000) / 100.0,
+        'amount', round(((g::bigint * 7919) % 250000) / 100.0, 2),
         'currency', (ARRAY['EUR','USD','GBP'])[g % 3 + 1],
         'reason', (ARRAY['damaged in transit','arrived late','wrong size','duplicate charge'])[g % 4 + 1],
         'customer_email', ({FIRST})[g % 20 + 1] || '.' || ({LAST})[g % 16 + 1] || '@example.com')""",

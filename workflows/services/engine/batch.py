@@ -19,7 +19,7 @@ from django.db.models import Field
 from django.utils import timezone
 
 from workflows.delivery import webhooks_deliver
-from workflows.models import Decision, Event, EventState, Outcome
+from workflows.models import Decision, Event, EventState, Outcome, ShapeDrift
 from workflows.rules import compiled_version
 from workflows.services.engine.claims import events_claim_due, events_due_count
 from workflows.services.engine.delivery import ClaimLost, record_delivery, schedule_positions
@@ -213,6 +213,20 @@ def _write_batch_atomic(runs: list[Run], token: str) -> tuple[list[int], int]:
             run.event.processing_failures = 0  # the run ended as the engine meant it to
         Decision.objects.bulk_create([d for run in held_runs for d in run.decisions])
         Outcome.objects.bulk_create([o for run in held_runs for o in run.outcomes])
+        # Found again when a person reruns the event: the first finding stands.
+        ShapeDrift.objects.bulk_create(
+            [
+                ShapeDrift(
+                    event=run.event,
+                    workflow_id=run.event.workflow_id,
+                    received_at=run.event.received_at,
+                    changes=run.shape_drift,
+                )
+                for run in held_runs
+                if run.shape_drift
+            ],
+            ignore_conflicts=True,
+        )
         _update_events([run.event for run in held_runs], token)
         send_attention(held_runs)
     except BaseException:

@@ -11,6 +11,7 @@ from audit.actors import actor_label
 from audit.canonical import canonical_hash
 from audit.services import audit_record
 from workflows.dispatch import wake_workers
+from workflows.four_eyes import DELIVERED_REPLAY, EDITED_REPLAY, ApprovalRequired
 from workflows.models import (
     AttemptStatus,
     AttemptTrigger,
@@ -103,10 +104,13 @@ def event_replay(
     version: str = "original",
     payload_override: dict[str, Any] | None = None,
     note: str = "",
+    approval_id: int | None = None,
 ) -> Event:
     """Run the event again from the start as a new event; the original stays as it is.
 
-    Replaying an event the destination already accepted sends it again: that needs a reason.
+    An edited payload, or an event the destination already accepted (a replay sends it again),
+    runs only under a second person's approval (approval_id; else ApprovalRequired): whatever
+    the edit does, it changes what the rules decided, so no edit is ever exempt.
     """
     original = Event.objects.select_related("workflow", "version").get(pk=event.pk)
     target = replay_version(original, version)
@@ -117,13 +121,22 @@ def event_replay(
     problem = unstorable_reason(payload)
     if problem:
         raise ReplayNotPossible(problem)
-    delivered = original.attempts.filter(status=AttemptStatus.SUCCEEDED, superseded=False).first()
-    if delivered is not None and not note.strip():
-        raise ReplayNotPossible(
-            f"Event {original.pk} was already delivered (HTTP {delivered.http_status} at "
-            f"{delivered.finished_at:%Y-%m-%d %H:%M} UTC); a replay sends it again, so say why "
-            "in a note."
+    if edited and approval_id is None:
+        raise ApprovalRequired(
+            EDITED_REPLAY,
+            f"A replay of event {original.pk} with an edited payload runs only once a second "
+            "person approves it.",
         )
+    delivered = original.attempts.filter(status=AttemptStatus.SUCCEEDED, superseded=False).first()
+    if delivered is not None:
+        said = (
+            f"Event {original.pk} was already delivered (HTTP {delivered.http_status} at "
+            f"{delivered.finished_at:%Y-%m-%d %H:%M} UTC); a replay sends it again"
+        )
+        if not note.strip():
+            raise ReplayNotPossible(f"{said}, so say why in a note.")
+        if approval_id is None:
+            raise ApprovalRequired(DELIVERED_REPLAY, f"{said}: a second person must approve it.")
     replay = _replay_create(original, target, payload, actor=actor, version=version, edited=edited)
     audit_record(
         actor=actor,
@@ -141,6 +154,7 @@ def event_replay(
             "payload": payload if edited else None,
         },
         reason=note,
+        approval_id=approval_id,
     )
     transaction.on_commit(wake_workers, robust=True)
     return replay

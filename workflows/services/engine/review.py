@@ -54,16 +54,22 @@ def _gate_matched(run: Run, gate: ReviewGate, why: str, inputs: dict[str, object
             explanation=f"Review {name} matched{why}; already cleared by a person (v{version})",
         )
         return True
+    result: dict[str, object] = {"hold": True, "matched": name, "reason": gate.reason}
+    who = ""
+    if gate.approver_role:
+        # The case reads who may approve from this decision: the rule as it was when it held.
+        result["approver_role"] = gate.approver_role
+        who = f"; only a {gate.approver_role} may approve"
     run.decide(
         step=Step.REVIEW,
         rule=name,
         inputs=inputs,
-        result={"hold": True, "matched": name, "reason": gate.reason},
-        explanation=f"Held for review: {gate.reason} (rule {name} matched{why}, v{version})",
+        result=result,
+        explanation=f"Held for review: {gate.reason} (rule {name} matched{why}, v{version}){who}",
     )
     run.needs_attention(
         reason_code="review_required",
-        detail=f"{gate.reason} (rule {name} matched{why})",
+        detail=f"{gate.reason} (rule {name} matched{why}){who}",
         owner=current_owner(run.event, run.compiled),
         fingerprint_key=name,
     )

@@ -59,6 +59,9 @@ class Run:
     awaiting_confirmation: WebhookResult | None = None
     # The workflow's owner lines in force at `now`, read once (the batch may share them).
     lines: OwnerLines | None = None
+    # How the payload departs from its workflow's usual shape ({"path", "change", "expected",
+    # "seen"} each), written with the run as the event's ShapeDrift.
+    shape_drift: list[dict[str, str]] = field(default_factory=list)
 
     def owner_lines(self) -> OwnerLines:
         """The workflow's owner team and fallback chain in force when this run started."""
