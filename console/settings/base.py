@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from console import embedded
+from console import broker, embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(os.environ.get("HANDOFF_DATA_DIR", BASE_DIR / ".data"))
@@ -229,16 +229,7 @@ CELERY_TASK_HARD_TIME_LIMIT = env_int("CELERY_TASK_HARD_TIME_LIMIT", 300)
 CELERY = {
     "broker_url": embedded.celery_broker_url(REDIS_URL),
     "broker_connection_retry_on_startup": True,
-    "broker_transport_options": {
-        # Must exceed the hard time limit, or Redis redelivers a task that is still running.
-        "visibility_timeout": CELERY_TASK_HARD_TIME_LIMIT * 4,
-        "socket_connect_timeout": 1,
-        # A hung (not down) Redis must not hold a publisher: reads and writes give up too.
-        "socket_timeout": 1,
-        # Publishing fails at once when the broker is down instead of retrying for seconds:
-        # ingest must not wait on Redis, and the sweeper re-enqueues what was not sent.
-        "max_retries": 0,
-    },
+    "broker_transport_options": broker.transport_options(CELERY_TASK_HARD_TIME_LIMIT),
     "task_acks_late": True,
     "task_reject_on_worker_lost": True,
     "worker_prefetch_multiplier": 1,

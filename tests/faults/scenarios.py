@@ -263,6 +263,7 @@ def redis_outages(stack: Stack, sizes: Sizes) -> Report:
     assert stack.redis is not None
     outage = sizes.redis_outage
     report = Report(f"Redis stopped {outage:.0f} s, hung {outage:.0f} s")
+    running = {p.name: p.pid for p in stack.processes()}
     rate = 20.0
     total = 3 + outage + 4 + outage + 4
     load = Load(stack.port, slug, stack.tokens[slug], threads=8)
@@ -294,7 +295,17 @@ def redis_outages(stack: Stack, sizes: Sizes) -> Report:
         report.problems.append(f"ingest answered {dict(statuses)} (expected only 202)")
     slowest = _slowest(load)
     report.notes.append(f"answers: {dict(statuses)}; slowest gap between answers {slowest:.1f} s")
+    survived(report, stack, running)
     return report
+
+
+def survived(report: Report, stack: Stack, before: dict[str, int]) -> None:
+    """Every process running before the outage is still running, the same process; what ended
+    one is in the last lines of its log."""
+    for process in stack.processes():
+        if process.name in before and (process.pid, process.alive) != (before[process.name], True):
+            report.problems.append(f"{process.name} did not survive the outage")
+            report.notes.extend(f"  {process.name}: {line}" for line in process.last_lines(8))
 
 
 def _slowest(load: Load) -> float:
@@ -344,10 +355,7 @@ def postgres_outage(stack: Stack, sizes: Sizes) -> Report:
     refused = [a for a in load.answers if a.status == 503 and a.code != "unavailable"]
     if refused:
         report.problems.append(f"{len(refused)} 503s without the error code unavailable")
-    after = {p.name: (p.pid, p.alive) for p in stack.processes()}
-    for name, pid in before.items():
-        if after.get(name) != (pid, True):
-            report.problems.append(f"{name} did not survive the outage")
+    survived(report, stack, before)
     status, body = stack.get("/readyz")
     if status != 200:
         report.problems.append(f"/readyz answers {status} after PostgreSQL came back: {body}")

@@ -115,6 +115,11 @@ class Process:
         if self.alive:
             os.killpg(self.pid, signum)
 
+    def last_lines(self, count: int) -> list[str]:
+        """The last lines of the log that say something (Celery logs a traceback last)."""
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return [line[:200] for line in lines if line.strip()][-count:]
+
     def kill(self) -> None:
         """SIGKILL the whole group at once: nothing gets to clean up or hand work back."""
         if self.popen is None:
