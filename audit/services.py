@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -36,20 +36,21 @@ def _as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def audit_record(
-    *,
-    actor: Any,
-    action: str,
-    target: Any = None,
-    object_type: str = "",
-    object_id: str | int = "",
-    before: Any = None,
-    after: Any = None,
-    reason: str = "",
-    approval_id: int | None = None,
-    request_id: str | None = None,
-    workflow: str | None = None,
-) -> AuditEntry:
+class EntryFields(TypedDict, total=False):
+    """What an entry says beyond its actor and action (audit_record's keywords)."""
+
+    target: Any
+    object_type: str
+    object_id: str | int
+    before: Any
+    after: Any
+    reason: str
+    approval_id: int | None
+    request_id: str | None
+    workflow: str | None
+
+
+def audit_record(*, actor: Any, action: str, **fields: Unpack[EntryFields]) -> AuditEntry:
     """Append one entry; call it inside the transaction of the change it records.
 
     actor is a user, an audit.actors.Actor (an API token, the system), or None for the system.
@@ -57,35 +58,65 @@ def audit_record(
     `workflow` says otherwise, the workflow it belongs to. The request id and the approval being
     carried out come from audit.context unless given.
     """
+    _require_transaction(action)
+    entry = _entry(_resolve(actor, timezone.now()), action=action, **fields)
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_record_many(
+    *, actor: Any, action: str, entries: list[EntryFields], approval_id: int | None = None
+) -> list[AuditEntry]:
+    """audit_record of one actor's same action on many objects, in one INSERT: each dict holds
+    the target (or object_type and object_id), before, after and reason of one entry. The
+    actor's roles and memberships are read once, for all of them."""
+    _require_transaction(action)
+    resolved = _resolve(actor, timezone.now())
+    built = []
+    for fields in entries:
+        fields.setdefault("approval_id", approval_id)
+        built.append(_entry(resolved, action=action, **fields))
+    return AuditEntry.objects.bulk_create(built)
+
+
+def _require_transaction(action: str) -> None:
     if not connection.in_atomic_block:
         raise AuditOutsideTransaction(
             f"audit_record({action!r}) must run inside the transaction of the change it records"
         )
-    now = timezone.now()
+
+
+def _resolve(actor: Any, now: Any) -> Actor:
     if actor is None:
-        resolved = SYSTEM
-    elif isinstance(actor, Actor):
-        resolved = actor
-    else:
-        resolved = actor_for_user(actor, now)
+        return SYSTEM
+    if isinstance(actor, Actor):
+        return actor
+    return actor_for_user(actor, now)
+
+
+def _entry(actor: Actor, *, action: str, **fields: Unpack[EntryFields]) -> AuditEntry:
+    target = fields.get("target")
+    object_type, object_id = fields.get("object_type", ""), fields.get("object_id", "")
+    workflow, request_id = fields.get("workflow"), fields.get("request_id")
+    approval_id = fields.get("approval_id")
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or target.pk
     if workflow is None:
         workflow = _workflow_of(target)
-    return AuditEntry.objects.create(
-        created_at=now,
-        actor_id=resolved.user_id,
-        actor_kind=resolved.kind,
-        actor_label=resolved.label,
-        actor_roles=list(resolved.roles),
-        actor_memberships=_as_json(list(resolved.memberships)),
+    return AuditEntry(
+        created_at=timezone.now(),
+        actor_id=actor.user_id,
+        actor_kind=actor.kind,
+        actor_label=actor.label,
+        actor_roles=list(actor.roles),
+        actor_memberships=_as_json(list(actor.memberships)),
         action=action,
         object_type=object_type,
         object_id=str(object_id),
-        before=_as_json(before),
-        after=_as_json(after),
-        reason=reason,
+        before=_as_json(fields.get("before")),
+        after=_as_json(fields.get("after")),
+        reason=fields.get("reason", ""),
         request_id=request_id if request_id is not None else current_request_id.get(),
         approval_id=approval_id if approval_id is not None else current_approval_id.get(),
         workflow=workflow,

@@ -89,6 +89,9 @@ class CaseAction:
     form_prefix: str = ""  # of its fields' ids on the case page, if not its name
     # Whether this person may take it on this case (beyond the permission): refused with 403.
     allowed: Callable[[ExceptionCase, Any], bool] = _anyone
+    # The same on many cases at once, by sets, for a bulk job's chunk (*, cases, actor, note,
+    # params) -> each case's id to its replay's event (or None), or to why it was not done.
+    run_many: Callable[..., dict[int, Event | Exception | None]] | None = None
 
     @property
     def template(self) -> str:
@@ -172,6 +175,13 @@ def _replay(*, case: ExceptionCase, actor: Any, version: int, note: str, params:
     return replay
 
 
+def _replay_many(
+    *, cases: list[ExceptionCase], actor: Any, note: str, params: Params
+) -> dict[int, Event | Exception | None]:
+    run_version = params.get("version", "original")
+    return dict(services.cases_replay(cases=cases, actor=actor, run_version=run_version, note=note))
+
+
 def _replay_edit(
     *, case: ExceptionCase, actor: Any, version: int, note: str, params: Params
 ) -> Event:
@@ -236,6 +246,7 @@ ACTIONS: dict[str, CaseAction] = {
         CaseAction(
             "replay", "Replay", ReplayForm, _replay, "Case {pk} replayed as event {event}.",
             params=lambda data, actor: {"version": data["run_version"]}, bulk=True,
+            run_many=_replay_many,
         ),
         CaseAction(
             "replay_edit", "Replay with an edited payload", ReplayEditForm, _replay_edit,
@@ -307,11 +318,36 @@ def bulk_apply(*, case: ExceptionCase, job: BulkJob) -> None:
     """One case of a bulk job, at the version it has now: the job was asked for all of them."""
     action = bulk_action(job.action)
     if not action.allowed(case, job.created_by):
-        raise services.CaseActionRefused(
-            f"Case {case.pk} belongs to {case.owner_user}: only a manager or an admin moves it."
-        )
+        raise _not_allowed(case)
     action.run(
         case=case, actor=job.created_by, version=case.version, note=job.note, params=job.params
+    )
+
+
+def bulk_apply_many(
+    *, cases: list[ExceptionCase], job: BulkJob
+) -> dict[int, Exception | None] | None:
+    """A chunk of a bulk job's cases at once, for an action with a set-based form (None for
+    one without: bulk_apply then takes them one by one): each case's id to None if it was
+    done, or to why it was not."""
+    action = bulk_action(job.action)
+    if action.run_many is None:
+        return None
+    results: dict[int, Exception | None] = {}
+    allowed = []
+    for case in cases:
+        if action.allowed(case, job.created_by):
+            allowed.append(case)
+        else:
+            results[case.pk] = _not_allowed(case)
+    done = action.run_many(cases=allowed, actor=job.created_by, note=job.note, params=job.params)
+    results.update({pk: r if isinstance(r, Exception) else None for pk, r in done.items()})
+    return results
+
+
+def _not_allowed(case: ExceptionCase) -> services.CaseActionRefused:
+    return services.CaseActionRefused(
+        f"Case {case.pk} belongs to {case.owner_user}: only a manager or an admin moves it."
     )
 
 

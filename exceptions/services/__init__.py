@@ -31,6 +31,7 @@ from exceptions.services.closing import (
     case_replay,
     case_resolve,
     case_retry,
+    cases_replay,
     cases_wake_snoozed,
 )
 from exceptions.services.manual import case_record_outcome
@@ -58,6 +59,7 @@ __all__ = [
     "case_replay",
     "case_resolve",
     "case_retry",
+    "cases_replay",
     "case_snooze",
     "cases_wake_snoozed",
     "saved_view_delete",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from types import ModuleType
 from typing import Any
 
@@ -15,6 +16,8 @@ from audit.services import audit_record
 from exceptions.models import BulkItemState, BulkJob, BulkJobItem, BulkJobState, ExceptionCase
 from exceptions.services.cases import CaseActionRefused, CaseConflict
 from workflows.four_eyes import BULK_DISMISS, BULK_REPLAY, ApprovalRequired
+
+logger = logging.getLogger(__name__)
 
 BULK_CHUNK_SIZE = 100
 # Up to this many cases a bulk action runs inside the request; above it, as a Celery job.
@@ -122,16 +125,18 @@ def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
         )
         counts = {state: 0 for state in BulkItemState.values}
         try:
+            at_once = _apply_at_once(registry, items, job)
             for item in items:
+                if at_once is not None:
+                    _settle(item, at_once[item.case_id])
+                    counts[item.state] += 1
+                    continue
                 try:
                     with transaction.atomic():
                         registry.bulk_apply(case=item.case, job=job)
-                    item.state, item.message = BulkItemState.SUCCEEDED, ""
-                except (CaseConflict, CaseActionRefused, ApprovalRequired) as exc:
-                    item.state, item.message = BulkItemState.SKIPPED, str(exc)
+                    _settle(item, None)
                 except Exception as exc:  # one bad case must not stop the other thousands
-                    item.state = BulkItemState.FAILED
-                    item.message = f"{type(exc).__name__}: {exc}"[:2000]
+                    _settle(item, exc)
                 counts[item.state] += 1
         finally:
             current_approval_id.reset(carried)
@@ -153,6 +158,34 @@ def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
         bool(items)
         and BulkJobItem.objects.filter(job_id=job_id, state=BulkItemState.PENDING).exists()
     )
+
+
+def _apply_at_once(
+    registry: ModuleType, items: list[BulkJobItem], job: BulkJob
+) -> dict[int, Exception | None] | None:
+    """The chunk's cases by the action's set-based form, if it has one: each case's outcome.
+    None to take them one by one: the action has no such form, or the chunk failed as a whole
+    (rolled back, and logged), where one by one only the case at fault fails."""
+    try:
+        with transaction.atomic():
+            outcomes: dict[int, Exception | None] | None = registry.bulk_apply_many(
+                cases=[item.case for item in items], job=job
+            )
+            return outcomes
+    except Exception:
+        logger.exception("bulk job %s: a chunk failed as a whole; taking it case by case", job.pk)
+        return None
+
+
+def _settle(item: BulkJobItem, error: Exception | None) -> None:
+    """An item's state and message from what happened to its case."""
+    if error is None:
+        item.state, item.message = BulkItemState.SUCCEEDED, ""
+    elif isinstance(error, (CaseConflict, CaseActionRefused, ApprovalRequired)):
+        item.state, item.message = BulkItemState.SKIPPED, str(error)
+    else:
+        item.state = BulkItemState.FAILED
+        item.message = f"{type(error).__name__}: {error}"[:2000]
 
 
 def bulk_job_run_inline(*, job: BulkJob) -> BulkJob:

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from audit.services import audit_record
+from audit.services import EntryFields, audit_record, audit_record_many
 from exceptions import notices
 from exceptions.models import (
     OPEN_STATES,
@@ -178,6 +178,47 @@ def case_change(
         actor=actor, action=f"case.{action}", target=fresh, before=before, after=after, reason=note
     )
     return fresh
+
+
+def cases_change_many(
+    *,
+    cases: list[ExceptionCase],
+    actor: Any,
+    action: str,
+    note: str,
+    changes: dict[str, Any],
+    after_extra: dict[str, Any] | None = None,
+) -> dict[int, CaseConflict | None]:
+    """case_change of many cases, each at the version it was read at, in a handful of
+    statements whatever their number: each case's id to None if it changed, or to its
+    CaseConflict if someone changed it meanwhile. Call it inside a transaction: the cases stay
+    locked from the check to the commit."""
+    if not cases:
+        return {}
+    shown = {case.pk: case.version for case in cases}
+    locked = dict(
+        ExceptionCase.objects.select_for_update(of=("self",))
+        .filter(pk__in=shown)
+        .order_by("pk")
+        .values_list("pk", "version")
+    )
+    current = [pk for pk, version in shown.items() if locked.get(pk) == version]
+    befores = {case.pk: _snapshot(case) for case in cases if case.pk in set(current)}
+    ExceptionCase.objects.filter(pk__in=current).update(
+        **changes, version=F("version") + 1, updated_at=timezone.now()
+    )
+    fresh = ExceptionCase.objects.select_related(
+        "owner_team", "owner_user", "closed_by", "reason", "workflow"
+    ).in_bulk(current)
+    entries: list[EntryFields] = []
+    for pk in current:
+        after = _snapshot(fresh[pk]) | (after_extra or {})
+        entries.append({"target": fresh[pk], "before": befores[pk], "after": after, "reason": note})
+    audit_record_many(actor=actor, action=f"case.{action}", entries=entries)
+    results: dict[int, CaseConflict | None] = dict.fromkeys(current)
+    for pk in shown.keys() - set(current):
+        results[pk] = CaseConflict(_fresh(pk))
+    return results
 
 
 def require_open(case: ExceptionCase, what: str, version: int | None) -> None:

@@ -22,6 +22,7 @@ from exceptions.services.cases import (
     CaseActionRefused,
     CaseConflict,
     case_change,
+    cases_change_many,
     require_note,
     require_open,
 )
@@ -49,6 +50,13 @@ def _event_close(*, event_id: int, state: str) -> bool:
     """Close an event that only this case was holding (needs_attention, no other open case)."""
     blocked = ExceptionCase.objects.filter(event_id=event_id, state__in=OPEN_STATES).exists()
     return not blocked and engine.event_close(event_id=event_id, state=state)
+
+
+def _events_close(*, event_ids: set[int], state: str) -> None:
+    """_event_close of many events: those no other open case holds."""
+    held = ExceptionCase.objects.filter(event_id__in=event_ids, state__in=OPEN_STATES)
+    engine.events_close(event_ids=event_ids - set(held.values_list("event_id", flat=True)),
+                        state=state)  # fmt: skip
 
 
 def _engine_retry(*, event_id: int, actor: Any, note: str, clear_review: bool = False) -> None:
@@ -225,6 +233,61 @@ def case_replay(
     )
     _event_close(event_id=case.event_id, state=EventState.FAILED)
     return fresh, replay
+
+
+def cases_replay(
+    *, cases: list[ExceptionCase], actor: Any, run_version: str = "original", note: str = ""
+) -> dict[int, Event | Exception]:
+    """case_replay of many cases, each at the version it has now (the cases of a bulk job), in
+    the caller's transaction and by sets: each case's id to its replay's new event, or to the
+    exception case_replay would have raised for it. The replays are prepared in one read, the
+    cases closed by one conditional UPDATE, and the replays, the audit entries and the events
+    the cases held written by one statement each, where case_replay costs a dozen statements a
+    case."""
+    if run_version not in ("original", "current"):
+        raise CaseActionRefused("Replay under the original or the current version.")
+    results: dict[int, Event | Exception] = {}
+    candidates = []
+    for case in cases:
+        try:
+            require_open(case, "replayed", None)
+        except CaseActionRefused as exc:
+            results[case.pk] = exc
+        else:
+            candidates.append(case)
+    prepared = engine.events_replay_prepare(
+        event_ids=[case.event_id for case in candidates], actor=actor, version=run_version,
+        note=note, approval_id=current_approval_id.get(),
+    )  # fmt: skip
+    ready: dict[int, tuple[ExceptionCase, Event]] = {}
+    for case, replay in zip(candidates, prepared, strict=True):
+        if isinstance(replay, engine.ReplayNotPossible):
+            results[case.pk] = CaseActionRefused(str(replay))
+        elif isinstance(replay, Exception):
+            results[case.pk] = replay
+        else:
+            ready[case.pk] = (case, replay)
+    closed = cases_change_many(
+        cases=[case for case, _ in ready.values()],
+        actor=actor,
+        action="replay",
+        note=note,
+        changes=_close_changes(
+            state=CaseState.RESOLVED, code=Resolution.REPLAYED, note=note, actor=actor
+        ),
+        after_extra={"run_version": run_version, "payload_edited": False},
+    )
+    for pk, conflict in closed.items():
+        if conflict is not None:
+            results[pk] = conflict
+            del ready[pk]
+    replays = [replay for _, replay in ready.values()]
+    engine.events_replay_save(
+        replays=replays, actor=actor, note=note, approval_id=current_approval_id.get()
+    )
+    results.update({pk: replay for pk, (_, replay) in ready.items()})
+    _events_close(event_ids={case.event_id for case, _ in ready.values()}, state=EventState.FAILED)
+    return results
 
 
 @transaction.atomic

@@ -30,6 +30,9 @@ from workflows.services.engine.operator import (
     event_close,
     event_replay,
     event_retry,
+    events_close,
+    events_replay_prepare,
+    events_replay_save,
 )
 from workflows.services.engine.outcomes import event_close_on_outcome, outcomes_expire_due
 from workflows.services.engine.run import EVENT_FIELDS
@@ -52,6 +55,9 @@ __all__ = [
     "event_close_on_outcome",
     "event_dry_run",
     "event_replay",
+    "events_close",
+    "events_replay_prepare",
+    "events_replay_save",
     "event_retry",
     "events_claim_due",
     "events_due_count",

@@ -9,10 +9,11 @@ from django.utils import timezone
 
 from audit.actors import actor_label
 from audit.canonical import canonical_hash
-from audit.services import audit_record
+from audit.services import EntryFields, audit_record, audit_record_many
 from workflows.dispatch import wake_workers
 from workflows.four_eyes import DELIVERED_REPLAY, EDITED_REPLAY, ApprovalRequired
 from workflows.models import (
+    Attempt,
     AttemptStatus,
     AttemptTrigger,
     Event,
@@ -39,13 +40,17 @@ def event_close(*, event_id: int, state: str) -> bool:
     The caller decides that nothing else holds the event; the update is conditional, so an
     event that moved on meanwhile (retried, delivered) keeps its state. True if it closed.
     """
+    return bool(events_close(event_ids={event_id}, state=state))
+
+
+def events_close(*, event_ids: set[int], state: str) -> int:
+    """event_close of many events in one statement; how many closed."""
     if state not in (EventState.FAILED, EventState.CANCELLED):
         raise ValueError(f"an event closes as failed or cancelled, not {state!r}")
     now = timezone.now()
-    closed = Event.objects.filter(pk=event_id, state=EventState.NEEDS_ATTENTION).update(
+    return Event.objects.filter(pk__in=event_ids, state=EventState.NEEDS_ATTENTION).update(
         state=state, completed_at=now, updated_at=now
     )
-    return bool(closed)
 
 
 @transaction.atomic
@@ -112,7 +117,86 @@ def event_replay(
     runs only under a second person's approval (approval_id; else ApprovalRequired): whatever
     the edit does, it changes what the rules decided, so no edit is ever exempt.
     """
-    original = Event.objects.select_related("workflow", "version").get(pk=event.pk)
+    (replay,) = events_replay_prepare(
+        event_ids=[event.pk], actor=actor, version=version, payload_override=payload_override,
+        note=note, approval_id=approval_id,
+    )  # fmt: skip
+    if isinstance(replay, Exception):
+        raise replay
+    events_replay_save(replays=[replay], actor=actor, note=note, approval_id=approval_id)
+    return replay
+
+
+def events_replay_prepare(
+    *,
+    event_ids: list[int],
+    actor: Any,
+    version: str,
+    note: str,
+    approval_id: int | None,
+    payload_override: dict[str, Any] | None = None,
+) -> list[Event | Exception]:
+    """For each event id (in order), its replay as a new event not yet saved, or why it may not
+    be replayed (ReplayNotPossible, ApprovalRequired). Reads only: two queries for any number.
+    events_replay_save stores the replays; a caller with more to check in between (a case
+    that may have changed) saves only those it keeps."""
+    ids = set(event_ids)
+    originals = Event.objects.select_related("workflow", "version").in_bulk(ids)
+    delivered: dict[int, Attempt] = {}
+    for attempt in Attempt.objects.filter(
+        event_id__in=ids, status=AttemptStatus.SUCCEEDED, superseded=False
+    ).order_by("-id"):
+        delivered[attempt.event_id] = attempt  # the first, as on the event's page
+    prepared: list[Event | Exception] = []
+    for event_id in event_ids:
+        original = originals[event_id]
+        try:
+            target, payload = _replay_checked(
+                original, delivered.get(original.pk), version, payload_override, note,
+                approval_id,
+            )  # fmt: skip
+        except (ReplayNotPossible, ApprovalRequired) as exc:
+            prepared.append(exc)
+            continue
+        prepared.append(
+            _replay_event(
+                original,
+                target,
+                payload,
+                actor=actor,
+                version=version,
+                edited=payload_override is not None,
+            )  # fmt: skip
+        )
+    return prepared
+
+
+def events_replay_save(
+    *, replays: list[Event], actor: Any, note: str, approval_id: int | None
+) -> None:
+    """Store prepared replays, in one INSERT, and their audit entries, in another; the
+    workers are woken once the transaction commits."""
+    if not replays:
+        return
+    Event.objects.bulk_create(replays)
+    audit_record_many(
+        actor=actor,
+        action="event.replay",
+        entries=[_replay_audit(replay, note) for replay in replays],
+        approval_id=approval_id,
+    )
+    transaction.on_commit(wake_workers, robust=True)
+
+
+def _replay_checked(
+    original: Event,
+    delivered: Attempt | None,
+    version: str,
+    payload_override: dict[str, Any] | None,
+    note: str,
+    approval_id: int | None,
+) -> tuple[WorkflowVersion, dict[str, Any]]:
+    """The version and payload a replay of `original` runs with, or why it may not run."""
     target = replay_version(original, version)
     edited = payload_override is not None
     payload = payload_override if edited else original.payload
@@ -127,7 +211,6 @@ def event_replay(
             f"A replay of event {original.pk} with an edited payload runs only once a second "
             "person approves it.",
         )
-    delivered = original.attempts.filter(status=AttemptStatus.SUCCEEDED, superseded=False).first()
     if delivered is not None:
         said = (
             f"Event {original.pk} was already delivered (HTTP {delivered.http_status} at "
@@ -137,27 +220,29 @@ def event_replay(
             raise ReplayNotPossible(f"{said}, so say why in a note.")
         if approval_id is None:
             raise ApprovalRequired(DELIVERED_REPLAY, f"{said}: a second person must approve it.")
-    replay = _replay_create(original, target, payload, actor=actor, version=version, edited=edited)
-    audit_record(
-        actor=actor,
-        action="event.replay",
-        target=original,
-        before={
+    return target, payload
+
+
+def _replay_audit(replay: Event, note: str) -> EntryFields:
+    """The audit entry of a replay: on the original event, with what the replay runs."""
+    original = replay.replay_of
+    assert original is not None
+    edited = replay.headers["x-handoff-payload-edited"] == "true"
+    return {
+        "target": original,
+        "before": {
             "version": original.version.number,
             "payload": original.payload if edited else None,
         },
-        after={
+        "after": {
             "replay_id": replay.pk,
-            "version": target.number,
-            "version_choice": version,
+            "version": replay.version.number,
+            "version_choice": replay.headers["x-handoff-replay-version"],
             "payload_edited": edited,
-            "payload": payload if edited else None,
+            "payload": replay.payload if edited else None,
         },
-        reason=note,
-        approval_id=approval_id,
-    )
-    transaction.on_commit(wake_workers, robust=True)
-    return replay
+        "reason": note,
+    }
 
 
 def replay_version(event: Event, version: str) -> WorkflowVersion:
@@ -172,7 +257,7 @@ def replay_version(event: Event, version: str) -> WorkflowVersion:
     raise ReplayNotPossible(f'version must be "original" or "current", not {version!r}')
 
 
-def _replay_create(
+def _replay_event(
     original: Event,
     target: WorkflowVersion,
     payload: dict[str, Any],
@@ -181,9 +266,10 @@ def _replay_create(
     version: str,
     edited: bool,
 ) -> Event:
+    """The new event of a replay, not yet saved."""
     now = timezone.now()
     label = actor_label(actor)
-    return Event.objects.create(
+    return Event(
         workflow=original.workflow,
         version=target,
         payload=payload,
