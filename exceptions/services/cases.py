@@ -8,6 +8,7 @@ other gets CaseConflict with the fresh case instead of silently overwriting the 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,18 +203,23 @@ def cases_change_many(
         .order_by("pk")
         .values_list("pk", "version")
     )
-    current = [pk for pk, version in shown.items() if locked.get(pk) == version]
-    befores = {case.pk: _snapshot(case) for case in cases if case.pk in set(current)}
+    current = {pk for pk, version in shown.items() if locked.get(pk) == version}
     ExceptionCase.objects.filter(pk__in=current).update(
         **changes, version=F("version") + 1, updated_at=timezone.now()
     )
-    fresh = ExceptionCase.objects.select_related(
-        "owner_team", "owner_user", "closed_by", "reason", "workflow"
-    ).in_bulk(current)
+    # Each case as the update left it, from the case read and the changes: the update set
+    # exactly these, and the lock keeps everyone else out until the commit.
     entries: list[EntryFields] = []
-    for pk in current:
-        after = _snapshot(fresh[pk]) | (after_extra or {})
-        entries.append({"target": fresh[pk], "before": befores[pk], "after": after, "reason": note})
+    for case in cases:
+        if case.pk not in current:
+            continue
+        before = _snapshot(case)
+        changed = copy.copy(case)
+        for name, value in changes.items():
+            setattr(changed, name, value)
+        changed.version = case.version + 1
+        after = _snapshot(changed) | (after_extra or {})
+        entries.append({"target": changed, "before": before, "after": after, "reason": note})
     audit_record_many(actor=actor, action=f"case.{action}", entries=entries)
     results: dict[int, CaseConflict | None] = dict.fromkeys(current)
     for pk in shown.keys() - set(current):

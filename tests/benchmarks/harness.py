@@ -187,21 +187,18 @@ def gunicorn(workers: int = 2) -> Iterator[Server]:
 
 
 def celery_queues() -> str:
-    """Every queue a task of ours is routed to, so the worker takes every kind of work."""
-    out = subprocess.run(
-        [PY, "-c", "import django; django.setup(); from console.celery import app; "
-         "app.loader.import_default_modules(); "
-         "print(','.join(sorted({t.queue for t in app.tasks.values() "
-         "if getattr(t, 'queue', None)} | {app.conf.task_default_queue})))"],
-        cwd=ROOT, env=env(), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
+    """Every queue of the routing table, so the worker takes every kind of work."""
+    from django.conf import settings
+
+    return ",".join(settings.CELERY_QUEUES)
 
 
 @contextmanager
-def celery_worker(concurrency: int = 2) -> Iterator[subprocess.Popen]:
+def celery_worker(concurrency: int = 2, queues: str = "") -> Iterator[subprocess.Popen]:
+    """A worker of `concurrency` processes taking `queues` (every queue if none named)."""
     process = start(
-        [PY, "-m", "celery", "-A", "console.celery", "worker", "--queues", celery_queues(),
+        [PY, "-m", "celery", "-A", "console.celery", "worker", "--queues",
+         queues or celery_queues(),
          "--concurrency", str(concurrency), "--loglevel", "WARNING",
          "--without-gossip", "--without-mingle", "--without-heartbeat"]
     )  # fmt: skip
@@ -364,8 +361,11 @@ def wrk(url: str, script: str, *, connections: int, seconds: float, threads: int
     return WrkResult(rps, p50, p99, total, errors)
 
 
-def post_script(token: str, body: str, prefix: str) -> str:
-    return POST_LUA % {"token": token, "body": _lua_string(body), "prefix": prefix}
+def post_script(token: str, body: str, prefix: str, pace_ms: int = 0) -> str:
+    """One event per request; with pace_ms, each connection waits that long between requests
+    (steady traffic rather than as fast as the server answers)."""
+    script = POST_LUA % {"token": token, "body": _lua_string(body), "prefix": prefix}
+    return script + (f"function delay()\n    return {pace_ms}\nend\n" if pace_ms else "")
 
 
 def batch_script(token: str, payload: str, prefix: str, size: int) -> str:
