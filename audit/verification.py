@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -63,9 +66,10 @@ def verify_chain(*, chunk_size: int = 10_000) -> ChainReport:
     floor's seq and chain onto the hash the floor recorded (the archive verifies on its own).
 
     PostgreSQL hands each entry over as one JSON document of the hashed fields (created_at
-    already in canonical form), read through a server-side cursor chunk_size rows at a time:
-    one decode and one canonical encode per entry. A model instance per entry, four JSON
-    columns and a parsed timestamp each cost more than the hashing.
+    already in canonical form), read through a server-side cursor chunk_size rows at a time,
+    the next chunk while this one is checked: one decode and one canonical encode per entry.
+    A model instance per entry, four JSON columns and a parsed timestamp each cost more than
+    the hashing.
     """
     expected_seq = 1
     prev_hash = GENESIS_HASH
@@ -80,24 +84,37 @@ def verify_chain(*, chunk_size: int = 10_000) -> ChainReport:
         expected_seq, prev_hash = floors[-1].floor_seq + 1, floors[-1].last_hash
     # A named (server-side) cursor lives in a transaction; the walk only reads.
     with transaction.atomic(), connection.connection.cursor(name="audit_verify") as cursor:
-        cursor.itersize = chunk_size
         cursor.execute(_ENTRIES_SQL, [expected_seq])
-        for text, row_prev_hash, row_hash in cursor:
-            document = json.loads(text)
-            seq = document["seq"]
-            problem = ""
-            if seq != expected_seq:
-                problem = f"sequence gap: expected seq {expected_seq}, found {seq}"
-            elif row_prev_hash != prev_hash:
-                problem = "prev_hash does not match the hash of the entry before it"
-            elif row_hash != sha256(prev_hash.encode() + canonical_document(document)).hexdigest():
-                problem = "hash does not match the entry's content: the entry was altered"
-            if problem:
-                return ChainReport(checked, unsealed, document["id"], seq, problem)
-            checked += 1
-            expected_seq += 1
-            prev_hash = row_hash
+        for rows in _read_ahead(cursor, chunk_size):
+            for text, row_prev_hash, row_hash in rows:
+                document = json.loads(text)
+                seq = document["seq"]
+                problem = ""
+                if seq != expected_seq:
+                    problem = f"sequence gap: expected seq {expected_seq}, found {seq}"
+                elif row_prev_hash != prev_hash:
+                    problem = "prev_hash does not match the hash of the entry before it"
+                elif (
+                    row_hash
+                    != sha256(prev_hash.encode() + canonical_document(document)).hexdigest()
+                ):
+                    problem = "hash does not match the entry's content: the entry was altered"
+                if problem:
+                    return ChainReport(checked, unsealed, document["id"], seq, problem)
+                checked += 1
+                expected_seq += 1
+                prev_hash = row_hash
     return ChainReport(checked, unsealed)
+
+
+def _read_ahead(cursor: Any, chunk_size: int) -> Iterator[list[Any]]:
+    """The cursor's rows chunk by chunk, the next chunk fetched in a thread while the caller
+    checks this one: PostgreSQL builds the documents while Python hashes."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(cursor.fetchmany, chunk_size)
+        while rows := pending.result():
+            pending = reader.submit(cursor.fetchmany, chunk_size)
+            yield rows
 
 
 # The same string as datetime.isoformat(timespec="microseconds") of the time in UTC.

@@ -163,6 +163,22 @@ def test_audit_verify_names_the_entry_after_a_deleted_one() -> None:
     assert "sequence gap" in report.problem
 
 
+@pytest.mark.parametrize("altered", [1, 6, 7, 11])
+def test_the_walk_finds_an_altered_entry_in_any_chunk_read_ahead(altered: int) -> None:
+    """The next chunk is read while this one is checked: a break at either end of a chunk, or
+    in the last, is found all the same, and the walk stops there."""
+    entries = record(11)
+    audit_seal_pending()
+    assert verify_chain(chunk_size=3).checked == 11
+    with triggers_off() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditentry SET reason = 'edited' WHERE id = %s", [entries[altered - 1].pk]
+        )
+    report = verify_chain(chunk_size=3)
+    assert (report.broken_seq, report.checked) == (altered, altered - 1)
+    assert "altered" in report.problem
+
+
 def test_verify_reports_entries_still_waiting_for_their_seal() -> None:
     record(2)
     audit_seal_pending()
