@@ -163,6 +163,44 @@ def test_a_batch_conflicting_with_a_stored_key_stores_nothing(api: Api, workflow
     assert Event.objects.count() == 1
 
 
+# What a single request and a batch store alike (a single request also keeps its body's hash
+# and key among the headers).
+STORED_AS = ["workflow_id", "version_id", "payload", "payload_hash", "source", "state",
+             "step", "context", "replay_of_id", "owner_team_id", "attempt_count", "completed_at"]  # fmt: skip
+
+
+def test_a_batch_stores_each_event_as_a_single_request_stores_it(
+    api: Api, workflow: Workflow
+) -> None:
+    """A batch goes in by COPY and a single event by bound values: the rows are the same."""
+    payload = {"email": "dana@example.com", "note": 'caf\u00e9 \\ "quoted"\ttab', "n": 1.5}
+    single = api.post(PATH, payload, headers={"Idempotency-Key": "single"}).json()["id"]
+    results = api.post(
+        f"{PATH}/batch",
+        {"events": [{"idempotency_key": "batch", "payload": payload}, {"payload": payload}]},
+    ).json()["results"]
+
+    rows = Event.objects.filter(pk__in=[single, *(r["id"] for r in results)]).order_by("pk")
+    stored = [{name: getattr(event, name) for name in STORED_AS} for event in rows]
+    assert stored[0]["payload"] == payload
+    assert stored[1] == stored[0] and stored[2] == stored[0]
+    assert [e.idempotency_key for e in rows] == ["single", "batch", None]
+    assert rows[1].headers == rows[2].headers == {"content-type": "application/json"}
+
+
+def test_two_batches_in_one_transaction_store_each_event_once(workflow: Workflow) -> None:
+    """The staging table is emptied for each batch, not only at commit: a transaction that
+    ingests twice (as a test's does) must not store the first batch again."""
+    from workflows.services.ingest import IncomingEvent, event_ingest_batch
+
+    for n in range(2):
+        items = [IncomingEvent({"n": n, "i": i}, f"k{n}-{i}") for i in range(3)]
+        event_ingest_batch(workflow=workflow, items=items, headers={}, source="test")
+    assert sorted(Event.objects.values_list("idempotency_key", flat=True)) == [
+        "k0-0", "k0-1", "k0-2", "k1-0", "k1-1", "k1-2"
+    ]  # fmt: skip
+
+
 def _redis_count(token_plaintext: str) -> int:
     from workflows.services.tokens import token_hash
 

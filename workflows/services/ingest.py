@@ -7,6 +7,7 @@ saves the sweeper's delay and never makes ingest wait on, or fail with, the brok
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,9 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from audit.canonical import canonical_hash
 from workflows.definitions import json_type
@@ -255,23 +258,25 @@ def _insert_skipping_stored_keys(
     """INSERT ... ON CONFLICT DO NOTHING RETURNING: (index, event) for each row inserted,
     (index, None) for each whose key was already stored.
 
+    One event is one statement, its values bound (the request's whole cost, beside the round
+    trip). A batch goes through COPY into a staging table and one INSERT ... SELECT: a
+    thousand rows of bound values made a statement of 26,000 placeholders, whose splitting,
+    quoting and parsing cost more than the rows' insert.
+
     The version is read by the statement itself, so an event runs under the version current
     when it was stored, whatever the caller's copy of the workflow says. PostgreSQL returns
-    the inserted rows in the order of the VALUES list (Django's bulk_create relies on it too).
-    The SQL is built here rather than by the ORM's insert compiler, which on this path cost
-    more than the round trip.
+    the inserted rows in the order they are inserted (the VALUES list, or the staging table's
+    order; Django's bulk_create relies on it too).
     """
     if not indexed:
         return []  # an empty batch: nothing to insert (and VALUES may not be empty)
-    params: list[Any] = []
-    for _, event in indexed:
-        for field in _INSERT_FIELDS:
-            params.append(field.get_db_prep_save(field.pre_save(event, True), connection))
-        params.append(event.workflow_id)
-    rows_sql = ", ".join([_ROW_SQL] * len(indexed))
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"{_INSERT_SQL} {rows_sql} {_ON_CONFLICT_SQL}", params)
+            if len(indexed) > 1 and connection.in_atomic_block:
+                _stage(cursor, [event for _, event in indexed])
+                cursor.execute(_INSERT_STAGED_SQL, [indexed[0][1].workflow_id])
+            else:
+                _insert_values(cursor, [event for _, event in indexed])
             rows = cursor.fetchall()
     except IntegrityError as exc:
         # version_id NOT NULL: the workflow has no current version to run events under.
@@ -294,21 +299,72 @@ def _insert_skipping_stored_keys(
     return out
 
 
+def _insert_values(cursor: Any, events: list[Event]) -> None:
+    params: list[Any] = []
+    for event in events:
+        for field in _INSERT_FIELDS:
+            params.append(field.get_db_prep_save(field.pre_save(event, True), connection))
+        params.append(event.workflow_id)
+    rows_sql = ", ".join([_ROW_SQL] * len(events))
+    cursor.execute(f"{_INSERT_SQL} {rows_sql} {_ON_CONFLICT_SQL}", params)
+
+
+def _stage(cursor: Any, events: list[Event]) -> None:
+    """The events into this session's staging table, emptied first (in a transaction that
+    has not committed, as a test's, it may still hold the last batch)."""
+    cursor.execute(_STAGE_CREATE_SQL)
+    cursor.execute(f"TRUNCATE {_STAGE}")
+    with cursor.copy(_STAGE_COPY_SQL) as copy:
+        for order, event in enumerate(events):
+            copy.write_row((order, *_copy_values(event)))
+
+
+def _copy_values(event: Event) -> list[Any]:
+    """An event's row as COPY takes it: what Django would bind, without its per-field calls."""
+    for field in _AUTO_NOW_FIELDS:
+        setattr(event, field.attname, field.pre_save(event, True))
+    values = []
+    for name in _INSERT_ATTNAMES:
+        value = getattr(event, name)
+        if name in _JSON_ATTNAMES:
+            value = None if value is None else Jsonb(value)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        values.append(value)
+    return values
+
+
 _INSERT_FIELDS = [
     field
     for field in Event._meta.concrete_fields
     if not field.primary_key and field.attname != "version_id"
 ]
+_INSERT_ATTNAMES = [field.attname for field in _INSERT_FIELDS]
+_JSON_ATTNAMES = {field.attname for field in _INSERT_FIELDS if isinstance(field, JSONField)}
+_AUTO_NOW_FIELDS = [field for field in _INSERT_FIELDS if getattr(field, "auto_now", False)]
+_COLUMNS = ", ".join(field.column for field in _INSERT_FIELDS)
 # Names come from the models, every value is bound.
-_INSERT_SQL = (
-    f"INSERT INTO {Event._meta.db_table} "  # noqa: S608
-    f"({', '.join(field.column for field in _INSERT_FIELDS)}, version_id) VALUES"
-)
+_INSERT_SQL = f"INSERT INTO {Event._meta.db_table} ({_COLUMNS}, version_id) VALUES"  # noqa: S608
 _ROW_SQL = (
     f"({', '.join(['%s'] * len(_INSERT_FIELDS))}, "  # noqa: S608
     f"(SELECT current_version_id FROM {Workflow._meta.db_table} WHERE id = %s))"
 )
-_ON_CONFLICT_SQL = "ON CONFLICT DO NOTHING RETURNING id, idempotency_key, version_id"
+_RETURNING_SQL = "RETURNING id, idempotency_key, version_id"
+_ON_CONFLICT_SQL = f"ON CONFLICT DO NOTHING {_RETURNING_SQL}"
+# The staging table of a batch: the event's columns and the row's place in the batch, this
+# session's own, emptied at every commit.
+_STAGE = "handoff_ingest_stage"
+_STAGE_CREATE_SQL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DELETE ROWS AS "  # noqa: S608
+    f"SELECT 0 AS ord, {_COLUMNS} FROM {Event._meta.db_table} WITH NO DATA"
+)
+_STAGE_COPY_SQL = f"COPY {_STAGE} (ord, {_COLUMNS}) FROM STDIN"
+_INSERT_STAGED_SQL = (
+    f"INSERT INTO {Event._meta.db_table} ({_COLUMNS}, version_id) "  # noqa: S608
+    f"SELECT {', '.join('s.' + field.column for field in _INSERT_FIELDS)}, w.current_version_id "
+    f"FROM {_STAGE} AS s LEFT JOIN {Workflow._meta.db_table} AS w ON w.id = %s "
+    f"ORDER BY s.ord {_ON_CONFLICT_SQL}"
+)
 
 
 def _new_event(
