@@ -93,12 +93,17 @@ def test_a_worker_holding_a_task_when_redis_goes_away_reconnects_and_carries_on(
             env={**os.environ, "HANDOFF_TEST_BROKER_URL": broker_url}, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    broker_app.app.conf.broker_url = broker_url
+
+    def send(name: str, seconds: float = 0.0) -> None:
+        # A connection of its own each time: the app keeps no pool of this test's broker.
+        with broker_app.app.connection_for_write(broker_url) as conn:
+            broker_app.mark.apply_async((str(tmp_path / name), seconds), connection=conn)
+
     try:
-        broker_app.mark.delay(str(tmp_path / "ready"))
+        send("ready")
         wait_until((tmp_path / "ready").exists, 60, "the worker to run a task")
         # One task holds a slot, unacknowledged, while the other slot waits on Redis.
-        broker_app.mark.delay(str(tmp_path / "long"), 4.0)
+        send("long", 4.0)
         time.sleep(1)
         server.kill()
         server.wait()
@@ -106,7 +111,7 @@ def test_a_worker_holding_a_task_when_redis_goes_away_reconnects_and_carries_on(
         time.sleep(3)
         server = start_redis(sock)
 
-        broker_app.mark.delay(str(tmp_path / "after"))
+        send("after")
         wait_until(
             lambda: (tmp_path / "after").exists() or worker.poll() is not None,
             60,
@@ -115,7 +120,6 @@ def test_a_worker_holding_a_task_when_redis_goes_away_reconnects_and_carries_on(
         assert worker.poll() is None, log.read_text()[-3000:]
         assert (tmp_path / "after").exists()
     finally:
-        broker_app.app.pool.force_close_all()
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)

@@ -16,7 +16,12 @@ from console import broker
 
 broker.install()
 
-app = Celery("broker-test", broker=os.environ.get("HANDOFF_TEST_BROKER_URL", "memory://"))
+# Never the current app: the test process's tasks must keep publishing through Handoff's own.
+app = Celery(
+    "broker-test",
+    broker=os.environ.get("HANDOFF_TEST_BROKER_URL", "memory://"),
+    set_as_current=False,
+)
 app.conf.update(
     broker_connection_retry_on_startup=True,
     broker_transport_options=broker.transport_options(60),
