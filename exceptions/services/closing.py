@@ -48,15 +48,14 @@ def _close_changes(*, state: str, code: str, note: str, actor: Any) -> dict[str,
 
 def _event_close(*, event_id: int, state: str) -> bool:
     """Close an event that only this case was holding (needs_attention, no other open case)."""
-    blocked = ExceptionCase.objects.filter(event_id=event_id, state__in=OPEN_STATES).exists()
-    return not blocked and engine.event_close(event_id=event_id, state=state)
+    return bool(_events_close(event_ids={event_id}, state=state))
 
 
-def _events_close(*, event_ids: set[int], state: str) -> None:
-    """_event_close of many events: those no other open case holds."""
+def _events_close(*, event_ids: set[int], state: str) -> int:
+    """_event_close of many events: those no other open case holds; how many closed."""
     held = ExceptionCase.objects.filter(event_id__in=event_ids, state__in=OPEN_STATES)
-    engine.events_close(event_ids=event_ids - set(held.values_list("event_id", flat=True)),
-                        state=state)  # fmt: skip
+    free = event_ids - set(held.values_list("event_id", flat=True))
+    return engine.events_close(event_ids=free, state=state) if free else 0
 
 
 def _engine_retry(*, event_id: int, actor: Any, note: str, clear_review: bool = False) -> None:
