@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from console.outcomes.rollup import outcome_rollup_refresh
 from tests.factories import UserFactory
-from tests.support.browser import sign_in
+from tests.support.browser import settled, sign_in
 from workflows.models import Event, Workflow
 from workflows.services.definitions import workflows_load
 
@@ -87,6 +87,7 @@ def test_a_workflow_page_shows_the_diff_between_two_versions(live_server, page: 
     # Choosing other versions swaps the diff in place.
     page.get_by_label("Compare").select_option("2")
     expect(diff).to_contain_text("read the same")
+    settled(diff)
     page.get_by_label("Compare").select_option("1")
     expect(diff.locator(".dl-add")).to_contain_text(">= 1000")
     keep(page, "workflow-diff.png")
