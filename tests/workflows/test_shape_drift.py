@@ -9,7 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -84,6 +86,19 @@ def test_a_payload_missing_a_path_the_last_thousand_events_all_had_is_flagged_na
     assert decision.ok
     assert "utm.source is missing" in decision.explanation
     assert "last 1,000 events" in decision.explanation
+
+
+def test_a_batch_reads_its_workflow_s_shape_once_and_flags_each_event(
+    lead_version: MakeVersion,
+) -> None:
+    version = lead_version()
+    history(version, 200, lambda n: USUAL)
+    odd = [event_create(version, without(USUAL, "utm.campaign")) for _ in range(6)]
+    with CaptureQueriesContext(connection) as queries:
+        process_due()
+    reads = [q for q in queries.captured_queries if "workflows_shapescan" in q["sql"]]
+    assert len(reads) == 1, [q["sql"][:120] for q in reads]
+    assert all(drift_of(event)[0]["path"] == "utm.campaign" for event in odd)
 
 
 def test_a_changed_type_and_a_new_top_level_key_are_flagged(lead_version: MakeVersion) -> None:

@@ -26,7 +26,7 @@ from workflows.services.engine.delivery import ClaimLost, record_delivery, sched
 from workflows.services.engine.failures import Failure, failures_record
 from workflows.services.engine.outcomes import reported_outcomes, settle_confirmation
 from workflows.services.engine.route import OwnerDirectory
-from workflows.services.engine.run import EVENT_FIELDS, Run, send_attention
+from workflows.services.engine.run import EVENT_FIELDS, Run, send_attention, shape_profiles
 from workflows.services.engine.steps import steps_run
 
 logger = logging.getLogger(__name__)
@@ -65,11 +65,13 @@ def events_process_claimed(
         return BatchResult(claimed=0, written=0, lost=0, crashed=0, states={})
     token = events[0].claimed_by
     owners = OwnerDirectory()
+    profiles = shape_profiles({event.workflow_id for event in events})
     runs: list[Run] = []
     failures: list[Failure] = []
     for event in events:
         try:
             run = Run(event=event, compiled=compiled_version(event.version), now=timezone.now())
+            run.shape_profile = profiles.get(event.workflow_id, {})
             steps_run(run, owners)
         except Exception as exc:
             failures.append(Failure.of(event, exc))

@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 
 from workflows.delivery import WebhookRequest, WebhookResult
-from workflows.models import Decision, Event, EventState, Outcome
+from workflows.models import Decision, Event, EventState, Outcome, ShapeScan
 from workflows.owners import owner_find, owner_ref
 from workflows.ownership import OwnerLines, owner_lines_at
 from workflows.rules import CompiledWorkflow, Rule, RuleResult
@@ -42,6 +42,13 @@ EVENT_FIELDS = [
 ]
 
 
+def shape_profiles(workflow_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """Each workflow's learned shape, by workflow id (those with none learned are absent)."""
+    return dict(
+        ShapeScan.objects.filter(workflow_id__in=workflow_ids).values_list("workflow_id", "profile")
+    )
+
+
 @dataclass
 class Run:
     """One event's work in a batch: the records to write and the signals to send with them."""
@@ -62,6 +69,17 @@ class Run:
     # How the payload departs from its workflow's usual shape ({"path", "change", "expected",
     # "seen"} each), written with the run as the event's ShapeDrift.
     shape_drift: list[dict[str, str]] = field(default_factory=list)
+    # The shape the workflow's recent payloads had (ShapeScan.profile, {} if none learned yet),
+    # read once (a batch reads all its workflows' in one query).
+    shape_profile: dict[str, Any] | None = None
+
+    def usual_shape(self) -> dict[str, Any]:
+        """The shape this run's payload is compared with."""
+        if self.shape_profile is None:
+            self.shape_profile = shape_profiles({self.event.workflow_id}).get(
+                self.event.workflow_id, {}
+            )
+        return self.shape_profile
 
     def owner_lines(self) -> OwnerLines:
         """The workflow's owner team and fallback chain in force when this run started."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.definitions import json_type, json_type_matches
-from workflows.models import AttemptTrigger, ShapeScan, Step
+from workflows.models import AttemptTrigger, Step
 from workflows.rules import CompiledWorkflow, evaluate, inputs_read, resolve_path
 from workflows.services.engine.run import Run, workflow_owner
 from workflows.services.engine.wording import as_json, literal
@@ -62,16 +62,12 @@ def _shape_read(run: Run) -> str:
     drift and nobody has looked at this event yet (a person's retry or replay goes through,
     the drift still recorded).
     """
-    profile = (
-        ShapeScan.objects.filter(workflow_id=run.event.workflow_id)
-        .values_list("profile", flat=True)
-        .first()
-    )
-    changes = shape_changes(profile or {}, run.event.payload)
+    profile = run.usual_shape()
+    changes = shape_changes(profile, run.event.payload)
     if not changes:
         return ""
     run.shape_drift = [change.as_dict() for change in changes]
-    learned = int((profile or {}).get("events", 0))
+    learned = int(profile.get("events", 0))
     held = run.compiled.drift_blocks and run.event.pending_trigger == AttemptTrigger.AUTO
     if held:
         then = "held for a person: this workflow blocks on shape drift"
