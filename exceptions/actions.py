@@ -11,7 +11,7 @@ Adding an action is an entry here and its partial.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -91,7 +91,7 @@ class CaseAction:
     allowed: Callable[[ExceptionCase, Any], bool] = _anyone
     # The same on many cases at once, by sets, for a bulk job's chunk (*, cases, actor, note,
     # params) -> each case's id to its replay's event (or None), or to why it was not done.
-    run_many: Callable[..., dict[int, Event | Exception | None]] | None = None
+    run_many: Callable[..., Mapping[int, Event | Exception | None]] | None = None
 
     @property
     def template(self) -> str:
@@ -177,9 +177,9 @@ def _replay(*, case: ExceptionCase, actor: Any, version: int, note: str, params:
 
 def _replay_many(
     *, cases: list[ExceptionCase], actor: Any, note: str, params: Params
-) -> dict[int, Event | Exception | None]:
+) -> Mapping[int, Event | Exception | None]:
     run_version = params.get("version", "original")
-    return dict(services.cases_replay(cases=cases, actor=actor, run_version=run_version, note=note))
+    return services.cases_replay(cases=cases, actor=actor, run_version=run_version, note=note)
 
 
 def _replay_edit(

@@ -136,14 +136,8 @@ def bulk_job_run_chunk(*, job_id: int, size: int | None = None) -> bool:
             for item in items:
                 if at_once is not None:
                     _settle(item, at_once[item.case_id])
-                    counts[item.state] += 1
-                    continue
-                try:
-                    with transaction.atomic():
-                        registry.bulk_apply(case=item.case, job=job)
-                    _settle(item, None)
-                except Exception as exc:  # one bad case must not stop the other thousands
-                    _settle(item, exc)
+                else:
+                    _settle(item, _apply_one(registry, item, job))
                 counts[item.state] += 1
         finally:
             current_approval_id.reset(carried)
@@ -182,6 +176,16 @@ def _apply_at_once(
     except Exception:
         logger.exception("bulk job %s: a chunk failed as a whole; taking it case by case", job.pk)
         return None
+
+
+def _apply_one(registry: ModuleType, item: BulkJobItem, job: BulkJob) -> Exception | None:
+    """One case of the chunk in a savepoint of its own: None if done, else why not."""
+    try:
+        with transaction.atomic():
+            registry.bulk_apply(case=item.case, job=job)
+    except Exception as exc:  # one bad case must not stop the other thousands
+        return exc
+    return None
 
 
 def _items_save(items: list[BulkJobItem]) -> None:

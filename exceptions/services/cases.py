@@ -222,7 +222,7 @@ def cases_change_many(
         entries.append({"target": changed, "before": before, "after": after, "reason": note})
     audit_record_many(actor=actor, action=f"case.{action}", entries=entries)
     results: dict[int, CaseConflict | None] = dict.fromkeys(current)
-    for pk in shown.keys() - set(current):
+    for pk in shown.keys() - current:
         results[pk] = CaseConflict(_fresh(pk))
     return results
 

@@ -70,8 +70,12 @@ def events_process_claimed(
     failures: list[Failure] = []
     for event in events:
         try:
-            run = Run(event=event, compiled=compiled_version(event.version), now=timezone.now())
-            run.shape_profile = profiles.get(event.workflow_id, {})
+            run = Run(
+                event=event,
+                compiled=compiled_version(event.version),
+                now=timezone.now(),
+                shape_profile=profiles.get(event.workflow_id, {}),
+            )
             steps_run(run, owners)
         except Exception as exc:
             failures.append(Failure.of(event, exc))

@@ -142,11 +142,15 @@ def events_replay_prepare(
     that may have changed) saves only those it keeps."""
     ids = set(event_ids)
     originals = Event.objects.select_related("workflow", "version").in_bulk(ids)
-    delivered: dict[int, Attempt] = {}
-    for attempt in Attempt.objects.filter(
-        event_id__in=ids, status=AttemptStatus.SUCCEEDED, superseded=False
-    ).order_by("-id"):
-        delivered[attempt.event_id] = attempt  # the first, as on the event's page
+    # Each event's first delivery the destination accepted (DISTINCT ON the event).
+    delivered = {
+        attempt.event_id: attempt
+        for attempt in Attempt.objects.filter(
+            event_id__in=ids, status=AttemptStatus.SUCCEEDED, superseded=False
+        )
+        .order_by("event_id", "id")
+        .distinct("event_id")
+    }
     prepared: list[Event | Exception] = []
     for event_id in event_ids:
         original = originals[event_id]
