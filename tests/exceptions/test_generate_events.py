@@ -19,6 +19,15 @@ from workflows.models import Attempt, Event, Outcome
 pytestmark = pytest.mark.django_db
 
 
+def test_without_an_operator_the_closed_cases_are_closed_by_nobody() -> None:
+    factories.workflow()
+    call_command("generate_events", count=300, span_days=5, stdout=io.StringIO())
+    assert Event.objects.count() == 300
+    closed = ExceptionCase.objects.exclude(state="open")
+    assert closed.exists()
+    assert not closed.filter(closed_by__isnull=False).exists()
+
+
 def test_it_makes_a_history_in_every_state_with_outcomes_and_cases(make_user) -> None:
     make_user("operator", username="olivia")
     factories.workflow()

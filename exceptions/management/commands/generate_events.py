@@ -219,7 +219,7 @@ INSERT INTO exceptions_exceptioncase (
 SELECT src.id, %(workflow)s, k.reason, d.step, d.detail,
     substr(md5(%(slug)s || k.reason || d.step), 1, 32), k.case_state,
     (%(teams)s::bigint[])[g %% cardinality(%(teams)s::bigint[]) + 1],
-    CASE WHEN k.case_state <> 'open' THEN %(operator)s END,
+    CASE WHEN k.case_state <> 'open' THEN %(operator)s::integer END,
     o.opened, CASE WHEN k.case_state <> 'open' THEN o.opened + make_interval(secs => ack_after) END,
     NULL,
     CASE WHEN k.case_state IN ('resolved', 'dismissed')
@@ -227,7 +227,7 @@ SELECT src.id, %(workflow)s, k.reason, d.step, d.detail,
     k.resolution, '', o.opened + interval '30 minutes', o.opened + interval '4 hours',
     CASE WHEN k.case_state = 'open' THEN o.opened + interval '30 minutes'
          WHEN k.case_state = 'acknowledged' THEN o.opened + interval '4 hours' END,
-    CASE WHEN k.case_state IN ('resolved', 'dismissed') THEN %(operator)s END,
+    CASE WHEN k.case_state IN ('resolved', 'dismissed') THEN %(operator)s::integer END,
     1, o.opened,
     to_tsvector('simple', d.detail) || jsonb_to_tsvector('simple', e.payload, '["string", "numeric"]')
 FROM src JOIN k USING (kind)
