@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.urls import reverse
@@ -73,6 +73,21 @@ class QueueRow:
     fingerprint: str
     group_size: int
     is_group: bool = False
+    group_size_is_floor: bool = False  # the group has at least group_size cases
+
+    # Times in the row's markup, formatted here: the date filter costs more than the rest of
+    # the row, and the titles say UTC, so they are UTC whatever TIME_ZONE is.
+    @property
+    def opened_iso(self) -> str:
+        return self.opened_at.astimezone(UTC).isoformat()
+
+    @property
+    def opened_utc(self) -> str:
+        return f"{self.opened_at.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+    @property
+    def due_utc(self) -> str:
+        return f"{self.sla_due_at.astimezone(UTC):%Y-%m-%d %H:%M}" if self.sla_due_at else ""
 
 
 def queue_rows(
@@ -130,6 +145,7 @@ def group_rows(groups: list[CaseGroup], *, now: datetime) -> list[QueueRow]:
                 sla_text=sla_text,
                 sla_due_at=group.due,
                 group_size=group.size,
+                group_size_is_floor=group.size_is_floor,
                 is_group=True,
             )
         )

@@ -6,13 +6,25 @@ How the rows read on a page (durations, SLA words, the payload's lines) is in pr
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import (
+    Count,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
@@ -177,6 +189,18 @@ _GROUP_KEY = {
     "newest": Max("opened_at"),
     "workflow": Min("opened_at"),
 }
+# Walking the groups: a group's head is its first matching case in this order, and the group's
+# sort key is the head's.
+_HEAD_ORDER: dict[str, tuple[Any, ...]] = {
+    "sla": (SLA_SORT_KEY.asc(), "id"),
+    "age": ("opened_at", "id"),
+    "newest": ("-opened_at", "-id"),
+    "workflow": ("opened_at", "id"),
+}
+_HEAD_KEY = {"sla": SLA_SORT_KEY, "age": F("opened_at"), "newest": F("opened_at")}
+# From this many matching open cases on, the groups are found by walking the open cases'
+# fingerprints in an index (one probe per group) instead of grouping every matching case.
+GROUP_WALK_FROM = EXACT_COUNT_LIMIT
 
 
 @dataclass
@@ -188,54 +212,147 @@ class CaseGroup:
     workflow_id: int
     oldest: datetime
     due: datetime | None
+    size_is_floor: bool = False  # "at least": counted up to GROUP_COUNT_LIMIT and stopped
 
 
 def queue_groups_page(
-    *, queryset: QuerySet[ExceptionCase], sort: str, after: str, before: str, per: int
+    *,
+    queryset: QuerySet[ExceptionCase],
+    sort: str,
+    after: str,
+    before: str,
+    per: int,
+    open_only: bool = False,
 ) -> QueuePage:
     """One page of groups (same fingerprint) among the matching cases, with their sizes.
 
-    Grouping has to look at every matching case, so this costs in proportion to the filter's
-    matches; the flat list is the one that costs the same on any page of any size.
+    `open_only` says the queryset holds open cases only. Up to GROUP_WALK_FROM matching cases,
+    the matches are grouped and every size is exact. Past it, open cases' groups are walked
+    instead: the cost follows the number of problems, not of cases, and a size of
+    GROUP_COUNT_LIMIT or more reads "at least". Closed cases are always grouped.
     """
     spec = GROUP_SORT_SPECS.get(sort, GROUP_SORT_SPECS["sla"])
+    if sort not in GROUP_SORT_SPECS:
+        sort = "sla"
+    count, estimate = count_matching(queryset)
+    walk = open_only and count >= max(GROUP_WALK_FROM, 1)
+    source, groups_of = (_walked if walk else _grouped)(queryset, sort)
+    found = keyset_page(source, spec=spec, after=after, before=before, per=per)
+    return QueuePage(
+        rows=groups_of(found.rows),
+        next_cursor=found.next_cursor,
+        prev_cursor=found.prev_cursor,
+        count=count,
+        count_is_estimate=estimate,
+    )
+
+
+# A source of groups: the rows to page and what makes CaseGroups of a page of them.
+_GroupSource = tuple[QuerySet[Any], Callable[[list[Any]], list[CaseGroup]]]
+
+
+def _grouped(queryset: QuerySet[ExceptionCase], sort: str) -> _GroupSource:
+    """GROUP BY over every matching case: exact sizes, at a cost that follows the matches."""
     grouped = (
         queryset.order_by()
         .values("fingerprint", "workflow_id")
         .annotate(
-            g_key=_GROUP_KEY.get(sort, _GROUP_KEY["sla"]),
+            g_key=_GROUP_KEY[sort],
             size=Count("id"),
             head=Min("id"),
             oldest=Min("opened_at"),
             due=Min("sla_due_at"),
         )
     )
-    found = keyset_page(grouped, spec=spec, after=after, before=before, per=per)
-    heads = (
-        ExceptionCase.objects.select_related(*_ROW_RELATIONS)
-        .defer(*_ROW_DEFERRED)
-        .in_bulk([g["head"] for g in found.rows])
-    )
-    groups = [
-        CaseGroup(
-            fingerprint=g["fingerprint"],
-            size=g["size"],
-            head=heads[g["head"]],
-            key=g["g_key"],
-            workflow_id=g["workflow_id"],
-            oldest=g["oldest"],
-            due=g["due"],
+
+    def groups_of(rows: list[dict[str, Any]]) -> list[CaseGroup]:
+        heads = (
+            ExceptionCase.objects.select_related(*_ROW_RELATIONS)
+            .defer(*_ROW_DEFERRED)
+            .in_bulk([g["head"] for g in rows])
         )
-        for g in found.rows
-    ]
-    count, estimate = count_matching(queryset)
-    return QueuePage(
-        rows=groups,
-        next_cursor=found.next_cursor,
-        prev_cursor=found.prev_cursor,
-        count=count,
-        count_is_estimate=estimate,
+        return [
+            CaseGroup(
+                fingerprint=g["fingerprint"],
+                size=g["size"],
+                head=heads[g["head"]],
+                key=g["g_key"],
+                workflow_id=g["workflow_id"],
+                oldest=g["oldest"],
+                due=g["due"],
+            )
+            for g in rows
+        ]
+
+    return grouped, groups_of
+
+
+class _CountUpTo(Subquery):
+    """How many rows the subquery yields, which should be LIMITed: an "at most" count."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) AS capped)"
+    output_field = IntegerField()
+
+
+# The distinct fingerprints of the open cases, in order: one probe of case_open_group_idx each.
+_OPEN_FINGERPRINTS = f"""
+WITH RECURSIVE fps(fp) AS (
+    (SELECT fingerprint FROM {ExceptionCase._meta.db_table}
+      WHERE state IN ('open', 'acknowledged', 'snoozed') ORDER BY fingerprint LIMIT 1)
+  UNION ALL
+    SELECT (SELECT fingerprint FROM {ExceptionCase._meta.db_table}
+             WHERE state IN ('open', 'acknowledged', 'snoozed') AND fingerprint > fps.fp
+             ORDER BY fingerprint LIMIT 1)
+      FROM fps WHERE fps.fp IS NOT NULL
+)
+"""  # noqa: S608 (the table name from the model, the states as the partial index names them)
+
+
+def _walked(queryset: QuerySet[ExceptionCase], sort: str) -> _GroupSource:
+    """Each open fingerprint's first matching case in the sort's order is its group's head; the
+    page is the heads' keyset page, each with its group's oldest case, first deadline and size."""
+    head_of = (
+        queryset.filter(fingerprint=RawSQL("fps.fp", ()))
+        .order_by(*_HEAD_ORDER[sort])
+        .values("id")[:1]
     )
+    head_sql, head_params = head_of.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # The head query is the ORM's, with its values as parameters.
+            f"{_OPEN_FINGERPRINTS} SELECT h.id FROM fps CROSS JOIN LATERAL ({head_sql}) AS h",  # noqa: S608
+            head_params,
+        )
+        head_ids = [row[0] for row in cursor.fetchall()]
+    members = queryset.filter(fingerprint=OuterRef("fingerprint")).order_by()
+    heads = (
+        ExceptionCase.objects.filter(pk__in=head_ids)
+        .select_related(*_ROW_RELATIONS)
+        .defer(*_ROW_DEFERRED)
+        .annotate(
+            g_key=_HEAD_KEY.get(sort, F("opened_at")),
+            size=_CountUpTo(members.values("id")[:GROUP_COUNT_LIMIT]),
+            oldest=Subquery(members.order_by("opened_at", "id").values("opened_at")[:1]),
+            due=Subquery(members.order_by(SLA_SORT_KEY.asc(), "id").values("sla_due_at")[:1]),
+        )
+    )
+
+    def groups_of(rows: list[Any]) -> list[CaseGroup]:  # heads, with their annotations
+        return [
+            CaseGroup(
+                fingerprint=head.fingerprint,
+                size=head.size,
+                head=head,
+                key=head.g_key,
+                workflow_id=head.workflow_id,
+                oldest=head.oldest,
+                due=head.due,
+                size_is_floor=head.size >= GROUP_COUNT_LIMIT,
+            )
+            for head in rows
+        ]
+
+    return heads, groups_of
 
 
 def group_members(

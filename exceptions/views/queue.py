@@ -70,14 +70,14 @@ def _queue_context(request: HtmxHttpRequest, params: QueryDict) -> dict[str, Any
     grouped = params.get("group") == "1"
     query = view_query(params)
     queryset = filterset.qs if filterset.is_valid() else ExceptionCase.objects.none()
-    pager = selectors.queue_groups_page if grouped else selectors.queue_page
-    page = pager(
-        queryset=queryset,
-        sort=sort,
-        after=params.get("after", ""),
-        before=params.get("before", ""),
-        per=per,
-    )
+    position = {"after": params.get("after", ""), "before": params.get("before", "")}
+    if grouped:
+        open_only = set(params.getlist("state")) <= set(OPEN_STATES)
+        page = selectors.queue_groups_page(
+            queryset=queryset, sort=sort, per=per, open_only=open_only, **position
+        )
+    else:
+        page = selectors.queue_page(queryset=queryset, sort=sort, per=per, **position)
     job = _current_job(request, params)
     now = timezone.now()
     if grouped:
