@@ -47,6 +47,10 @@ MAX_PARALLEL_DELIVERIES = 16
 RESPONSE_EXCERPT_CHARS = 2000
 RESPONSE_RAW_BYTES = 16 * 1024
 DEADLINE_GRACE_SECONDS = 0.25
+# A 2xx answer's body up to this size, arriving within this time, is read to its end so its
+# connection goes back to the pool for the next delivery to the same host.
+RELEASE_BYTES = 64 * 1024
+RELEASE_SECONDS = 0.2
 RETRYABLE_STATUSES = frozenset({408, 429})
 REPLAY_OF_HEADER = "handoff-replay-of"
 
@@ -300,6 +304,7 @@ async def _post(
             status = response.status_code
             verdict = classify_status(status)
             if verdict is Verdict.DELIVERED:
+                await _release(response, clock)
                 return clock.result(verdict, http_status=status)
             message = await _excerpt(response)
             return clock.result(
@@ -327,6 +332,28 @@ def _failed(exc: Exception, request: WebhookRequest, clock: _Clock) -> WebhookRe
             "unexpected error delivering %s to %s", request.webhook_id, shown, exc_info=exc
         )
     return clock.result(Verdict.RETRY, error_class=name, error_message=str(exc))
+
+
+async def _release(response: httpx.Response, clock: _Clock) -> None:
+    """Read a short 2xx body to its end, so its connection can carry the next delivery.
+
+    A connection whose answer was left unread is closed, and the next delivery to that host
+    opens another (a TCP and TLS handshake each time). What is read is not kept. A body that
+    is long, slow or broken is left, its connection closed: the answer was a 2xx already, and
+    nothing after it changes that, nor may it hold the delivery past its time.
+    """
+    left = clock.started + clock.request.timeout_seconds - time.monotonic()
+    if left < 2 * RELEASE_SECONDS:
+        return
+    read = 0
+    try:
+        async with asyncio.timeout(RELEASE_SECONDS):
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > RELEASE_BYTES:
+                    return
+    except (TimeoutError, httpx.HTTPError):
+        return
 
 
 async def _excerpt(response: httpx.Response) -> str:

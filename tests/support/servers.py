@@ -92,3 +92,24 @@ def hold(conn: socket.socket, stop: threading.Event) -> None:
         pass
     finally:
         conn.close()
+
+
+def keep_alive(head: bytes, body: bytes = b"", *, then_hold: bool = False) -> Handler:
+    """A handler answering each request on the connection with `head` and `body`, for as long
+    as the client keeps it open; with then_hold, after the head and body it sends nothing more
+    and keeps the connection (a body its Content-Length says is longer never ends)."""
+
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                read_request(conn)
+                conn.sendall(head + body)
+                if then_hold:
+                    stop.wait(30)
+                    return
+        except (OSError, StopIteration):
+            pass  # the client closed the connection
+        finally:
+            conn.close()
+
+    return handle
