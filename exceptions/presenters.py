@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEntry
 from exceptions.models import ExceptionCase
@@ -76,18 +77,18 @@ class QueueRow:
     group_size_is_floor: bool = False  # the group has at least group_size cases
 
     # Times in the row's markup, formatted here: the date filter costs more than the rest of
-    # the row, and the titles say UTC, so they are UTC whatever TIME_ZONE is.
+    # the row. In the display time zone (TIME_ZONE), as every page shows times.
     @property
     def opened_iso(self) -> str:
-        return self.opened_at.astimezone(UTC).isoformat()
+        return self.opened_at.isoformat()
 
     @property
-    def opened_utc(self) -> str:
-        return f"{self.opened_at.astimezone(UTC):%Y-%m-%d %H:%M}"
+    def opened_text(self) -> str:
+        return f"{timezone.localtime(self.opened_at):%Y-%m-%d %H:%M}"
 
     @property
-    def due_utc(self) -> str:
-        return f"{self.sla_due_at.astimezone(UTC):%Y-%m-%d %H:%M}" if self.sla_due_at else ""
+    def due_text(self) -> str:
+        return f"{timezone.localtime(self.sla_due_at):%Y-%m-%d %H:%M}" if self.sla_due_at else ""
 
 
 def queue_rows(

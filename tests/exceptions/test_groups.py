@@ -143,18 +143,3 @@ def test_an_empty_filter_walks_nothing(monkeypatch, client, operator) -> None:
     response = client.get("/queue/?group=1&workflow=no-such-workflow")
     assert response.status_code == 200
     assert "cases</button>" not in response.content.decode()
-
-
-def test_queue_times_titled_utc_are_utc_whatever_the_server_s_zone(
-    settings, client, operator
-) -> None:
-    settings.TIME_ZONE = "Asia/Kolkata"
-    opened = timezone.now().replace(second=0, microsecond=0) - timedelta(hours=2)
-    due = opened + timedelta(hours=5)
-    case = factories.case(opened_at=opened, sla_due_at=due)
-    client.force_login(operator)
-    body = client.get("/queue/").content.decode()
-    row = body[body.index(f'data-case="{case.pk}"') :]
-    assert f'datetime="{opened.isoformat()}"' in row
-    assert f'title="Opened {opened:%Y-%m-%d %H:%M} UTC"' in row
-    assert f'title="Due {due:%Y-%m-%d %H:%M} UTC"' in row
