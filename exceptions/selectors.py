@@ -197,7 +197,12 @@ _HEAD_ORDER: dict[str, tuple[Any, ...]] = {
     "newest": ("-opened_at", "-id"),
     "workflow": ("opened_at", "id"),
 }
-_HEAD_KEY = {"sla": SLA_SORT_KEY, "age": F("opened_at"), "newest": F("opened_at")}
+_HEAD_KEY = {
+    "sla": SLA_SORT_KEY,
+    "age": F("opened_at"),
+    "newest": F("opened_at"),
+    "workflow": F("opened_at"),
+}
 # From this many matching open cases on, the groups are found by walking the open cases'
 # fingerprints in an index (one probe per group) instead of grouping every matching case.
 GROUP_WALK_FROM = EXACT_COUNT_LIMIT
@@ -231,9 +236,8 @@ def queue_groups_page(
     instead: the cost follows the number of problems, not of cases, and a size of
     GROUP_COUNT_LIMIT or more reads "at least". Closed cases are always grouped.
     """
-    spec = GROUP_SORT_SPECS.get(sort, GROUP_SORT_SPECS["sla"])
-    if sort not in GROUP_SORT_SPECS:
-        sort = "sla"
+    sort = sort if sort in GROUP_SORT_SPECS else "sla"
+    spec = GROUP_SORT_SPECS[sort]
     count, estimate = count_matching(queryset)
     walk = open_only and count >= max(GROUP_WALK_FROM, 1)
     source, groups_of = (_walked if walk else _grouped)(queryset, sort)
@@ -294,18 +298,18 @@ class _CountUpTo(Subquery):
     output_field = IntegerField()
 
 
-# The distinct fingerprints of the open cases, in order: one probe of case_open_group_idx each.
+# The distinct fingerprints of the open cases, in order: one index probe each.
+_OPEN_SQL = "state IN ({})".format(", ".join(f"'{state.value}'" for state in OPEN_STATES))
 _OPEN_FINGERPRINTS = f"""
 WITH RECURSIVE fps(fp) AS (
     (SELECT fingerprint FROM {ExceptionCase._meta.db_table}
-      WHERE state IN ('open', 'acknowledged', 'snoozed') ORDER BY fingerprint LIMIT 1)
+      WHERE {_OPEN_SQL} ORDER BY fingerprint LIMIT 1)
   UNION ALL
     SELECT (SELECT fingerprint FROM {ExceptionCase._meta.db_table}
-             WHERE state IN ('open', 'acknowledged', 'snoozed') AND fingerprint > fps.fp
-             ORDER BY fingerprint LIMIT 1)
+             WHERE {_OPEN_SQL} AND fingerprint > fps.fp ORDER BY fingerprint LIMIT 1)
       FROM fps WHERE fps.fp IS NOT NULL
 )
-"""  # noqa: S608 (the table name from the model, the states as the partial index names them)
+"""  # noqa: S608 (the table name from the model, the states from OPEN_STATES)
 
 
 def _walked(queryset: QuerySet[ExceptionCase], sort: str) -> _GroupSource:
@@ -330,7 +334,7 @@ def _walked(queryset: QuerySet[ExceptionCase], sort: str) -> _GroupSource:
         .select_related(*_ROW_RELATIONS)
         .defer(*_ROW_DEFERRED)
         .annotate(
-            g_key=_HEAD_KEY.get(sort, F("opened_at")),
+            g_key=_HEAD_KEY[sort],
             size=_CountUpTo(members.values("id")[:GROUP_COUNT_LIMIT]),
             oldest=Subquery(members.order_by("opened_at", "id").values("opened_at")[:1]),
             due=Subquery(members.order_by(SLA_SORT_KEY.asc(), "id").values("sla_due_at")[:1]),

@@ -73,7 +73,6 @@ def main() -> None:
     print(f"\n{done:,} of {args.events:,} events succeeded in {result.batches} batches")
     print(f"{elapsed / args.events * 1000:.2f} ms an event under the profiler, one process")
     stats = pstats.Stats(profile)
-    total = sum(row[3] for row in stats.stats.values() if row[3]) and elapsed
     print(f"\n{'phase':36} {'ms/event':>9} {'share':>7}")
     for label, suffix, name in PHASES:
         spent = sum(
@@ -81,7 +80,7 @@ def main() -> None:
             for (path, _, function), row in stats.stats.items()
             if function == name and path.endswith(suffix)
         )
-        print(f"{label:36} {spent / args.events * 1000:9.3f} {spent / total:7.0%}")
+        print(f"{label:36} {spent / args.events * 1000:9.3f} {spent / elapsed:7.0%}")
     print(f"\nno-op Celery task, for scale: {noop_task_ms():.3f} ms each (apply, no broker)\n")
     stats.sort_stats("tottime").print_stats(args.top)
 
